@@ -1,0 +1,228 @@
+// One WebSocket connection over one socket, after the opening handshake: OPEN → CLOSING → CLOSED.
+import type { Duplex } from 'node:stream';
+import { encodeClosePayload } from './protocol/close.js';
+import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PAYLOAD, Opcode } from './protocol/constants.js';
+import { encodeFrame, encodeTextFrame } from './protocol/frame-encoder.js';
+import type { Role } from './protocol/frame-parser.js';
+import { MessageReader, type MessageSink } from './protocol/message-assembler.js';
+
+export type ConnectionState = 'open' | 'closing' | 'closed';
+
+export interface ConnectionOptions {
+  role: Role;
+  maxPayload?: number;
+  closeTimeout?: number;
+}
+
+/** How a connection ended. */
+export interface ConnectionCloseInfo {
+  /** RFC 6455 §7.1.4 / Chrome: both close frames exchanged, no write left unflushed, then TCP closed. */
+  wasClean: boolean;
+  /** The first valid close frame received; null if none arrived. */
+  received: { code: number | null; reason: string } | null;
+  /** Why the close was not clean: a protocol error, a socket error, a timeout, TCP closed early. */
+  error: Error | null;
+}
+
+export interface ConnectionEvents {
+  onMessage(data: string | Uint8Array): void;
+  /** The peer's valid close frame arrived (our reply, if one was needed, is already queued). */
+  onPeerClose(code: number | null, reason: string): void;
+  onClosed(info: ConnectionCloseInfo): void;
+}
+
+/** A socket the connection can own: a net.Socket or tls.TLSSocket in practice. */
+export type ConnectionSocket = Duplex & { setNoDelay?(noDelay?: boolean): unknown };
+
+/**
+ * Owns the socket once the handshake is done: it alone writes to or ends it. Shared by both roles;
+ * the role decides who masks and who closes TCP first (RFC 6455 §7.1.1: the server).
+ */
+export class Connection implements MessageSink {
+  state: ConnectionState = 'open';
+  private readonly reader: MessageReader;
+  private readonly masked: boolean;
+  private readonly closeTimeout: number;
+  private closeTimer: NodeJS.Timeout | null = null;
+  private started = false;
+  /** The reader wants no more messages for now (readable backpressure). */
+  private paused = false;
+
+  private closeSent = false;
+  private closeFlushed = false;
+  private received: { code: number | null; reason: string } | null = null;
+  private failure: Error | null = null;
+  /** Data frames handed to the socket and not yet reported flushed. */
+  private unflushedWrites = 0;
+
+  constructor(
+    readonly socket: ConnectionSocket,
+    private readonly options: ConnectionOptions,
+    private readonly events: ConnectionEvents,
+  ) {
+    this.masked = options.role === 'client';
+    this.closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
+    this.reader = new MessageReader(this, { role: options.role, maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD });
+    socket.pause();
+    socket.on('error', this.onSocketError);
+    socket.on('end', this.onSocketEnd);
+    socket.on('close', this.onSocketClose);
+  }
+
+  /** Starts reading: first `head` (bytes that came with the handshake), then the socket. */
+  start(head: Buffer): void {
+    if (this.started || this.state === 'closed') return;
+    this.started = true;
+    this.socket.on('data', this.onData);
+    if (head.length > 0) this.onData(head);
+    if (!this.paused || this.closeSent) this.socket.resume();
+  }
+
+  /** Readable backpressure: stop reading from the socket while the reader's queue is full. */
+  pause(): void {
+    this.paused = true;
+    // Once our close frame is out, reading must go on so the peer's close frame is seen.
+    if (!this.closeSent) this.socket.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    if (this.started && this.state !== 'closed') this.socket.resume();
+  }
+
+  get hasUnflushedWrites(): boolean {
+    return this.unflushedWrites > 0;
+  }
+
+  /**
+   * Sends one message. `callback(true)` once the frame is flushed to the kernel with the socket
+   * still open; `callback(false)` if the socket went away first (Node then reports the write
+   * without an error, so that case is told apart here).
+   */
+  send(data: string | Uint8Array, callback: (flushed: boolean) => void): void {
+    const frame =
+      typeof data === 'string'
+        ? encodeTextFrame(Opcode.TEXT, data, { masked: this.masked })
+        : encodeFrame(Opcode.BINARY, data, { masked: this.masked });
+    this.unflushedWrites++;
+    this.socket.write(frame, (error) => {
+      if (error == null && !this.socket.destroyed) {
+        this.unflushedWrites--;
+        callback(true);
+      } else {
+        callback(false);
+      }
+    });
+  }
+
+  /** Starts the closing handshake (RFC 6455 §7.1.2); `code` null sends a close frame with no body. */
+  close(code: number | null, reason = ''): void {
+    if (this.state !== 'open') return;
+    this.state = 'closing';
+    this.sendClose(code, reason);
+    this.startCloseTimer();
+    // No backpressure while closing: the peer's close frame must get through.
+    if (this.started) this.socket.resume();
+  }
+
+  /** Ends the connection at once, without a closing handshake (the result is not clean). */
+  destroy(error: Error): void {
+    if (this.state === 'closed') return;
+    this.failure ??= error;
+    this.socket.destroy();
+  }
+
+  // MessageSink: what the reader found.
+
+  onText(text: string): void {
+    // The WHATWG spec handles messages only while OPEN: after our close frame they are dropped.
+    if (this.state === 'open') this.events.onMessage(text);
+  }
+
+  onBinary(data: Uint8Array): void {
+    if (this.state === 'open') this.events.onMessage(data);
+  }
+
+  onPing(payload: Uint8Array): void {
+    // RFC 6455 §5.5.2: answer with a pong carrying the same payload, unless we are done sending.
+    if (!this.closeSent) this.socket.write(encodeFrame(Opcode.PONG, payload, { masked: this.masked }));
+  }
+
+  onPong(): void {
+    // RFC 6455 §5.5.3: an unsolicited pong needs no answer.
+  }
+
+  onClose(code: number | null, reason: string): void {
+    this.received = { code, reason };
+    // RFC 6455 §5.5.1: echo the close unless ours was already sent; 1005 is never put on the wire.
+    if (!this.closeSent) this.sendClose(code, reason);
+    this.state = 'closing';
+    this.events.onPeerClose(code, reason);
+    if ((this.state as ConnectionState) === 'closed') return;
+    // RFC 6455 §7.1.1: the server closes TCP first; the client waits for it, within the timeout.
+    if (this.options.role === 'server') this.socket.end();
+    this.startCloseTimer();
+    if (this.started) this.socket.resume();
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (this.state === 'closed') return;
+    this.reader.push(chunk);
+    const error = this.reader.parser.error;
+    if (error !== null && this.failure === null) this.fail(error.closeCode, error);
+  };
+
+  /** RFC 6455 §7.1.7: fail the connection: send a close frame with the code, then close TCP. */
+  private fail(code: number, error: Error): void {
+    this.failure = error;
+    this.reader.parser.stop();
+    if (!this.closeSent) this.sendClose(code, error.message);
+    this.state = 'closing';
+    this.socket.end();
+    this.startCloseTimer();
+    this.socket.resume();
+  }
+
+  private sendClose(code: number | null, reason: string): void {
+    this.closeSent = true;
+    const frame = encodeFrame(Opcode.CLOSE, encodeClosePayload(code, reason), { masked: this.masked });
+    this.socket.write(frame, (error) => {
+      if (error == null && !this.socket.destroyed) this.closeFlushed = true;
+    });
+  }
+
+  private startCloseTimer(): void {
+    if (this.closeTimer !== null) clearTimeout(this.closeTimer);
+    this.closeTimer = setTimeout(() => {
+      this.closeTimer = null;
+      if (this.received === null) {
+        this.failure ??= new Error(`no close frame from the peer within ${this.closeTimeout} ms`);
+      }
+      // With both close frames exchanged, a late TCP close is still a clean close (spec-notes §3).
+      this.socket.destroy();
+    }, this.closeTimeout);
+  }
+
+  private readonly onSocketError = (error: Error): void => {
+    // A reset after both close frames went through does not undo a completed closing handshake.
+    if (this.received === null || !this.closeFlushed) this.failure ??= error;
+  };
+
+  private readonly onSocketEnd = (): void => {
+    if (this.received === null) this.failure ??= new Error('the peer closed TCP without a close frame');
+    // Upgraded sockets from node:http allow half-open connections: finish our side too.
+    this.socket.end();
+  };
+
+  private readonly onSocketClose = (): void => {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    if (this.closeTimer !== null) clearTimeout(this.closeTimer);
+    this.closeTimer = null;
+    this.socket.off('data', this.onData);
+    if (this.received === null) this.failure ??= new Error('the connection closed without a close frame');
+    const wasClean =
+      this.received !== null && this.closeSent && this.closeFlushed && this.failure === null && this.unflushedWrites === 0;
+    this.events.onClosed({ wasClean, received: this.received, error: wasClean ? null : this.failure });
+  };
+}

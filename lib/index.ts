@@ -1,0 +1,7 @@
+// The public surface: every export of the package, nothing else.
+export { WebSocketStream } from './websocket-stream.js';
+export type { WebSocketStreamOptions, HeadersInit } from './websocket-stream.js';
+export { WebSocketError } from './websocket-error.js';
+export type { WebSocketCloseInfo } from './websocket-error.js';
+export type { WebSocketOpenInfo, WebSocketClosedInfo, WebSocketMessage } from './streams.js';
+export { CloseCode, DEFAULT_MAX_PAYLOAD, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_HANDSHAKE_HEAD, DEFAULT_READABLE_HIGH_WATER_MARK } from './protocol/constants.js';

@@ -1,0 +1,94 @@
+// RFC 6455 §5.2 frame encoding: minimal lengths, a fresh mask per client frame.
+import { randomFillSync } from 'node:crypto';
+import { LENGTH_16, LENGTH_64, MASK_BYTES, MAX_LENGTH_16, MAX_LENGTH_7 } from './constants.js';
+import { applyMask } from './mask.js';
+
+/** Mask keys are cut from a pool of random bytes refilled in bulk: one syscall per 2,048 frames. */
+const MASK_POOL_BYTES = 8 * 1024;
+const maskPool = Buffer.allocUnsafe(MASK_POOL_BYTES);
+let maskPoolOffset = MASK_POOL_BYTES;
+
+function nextMaskOffset(): number {
+  if (maskPoolOffset + MASK_BYTES > MASK_POOL_BYTES) {
+    randomFillSync(maskPool);
+    maskPoolOffset = 0;
+  }
+  const offset = maskPoolOffset;
+  maskPoolOffset += MASK_BYTES;
+  return offset;
+}
+
+/** Header bytes for a payload of `length` bytes (RFC 6455 §5.2: the minimal length encoding). */
+export function headerLength(length: number, masked: boolean): number {
+  const base = length <= MAX_LENGTH_7 ? 2 : length <= MAX_LENGTH_16 ? 4 : 10;
+  return masked ? base + MASK_BYTES : base;
+}
+
+/**
+ * Writes a frame header into `target` at 0 and returns where the payload starts. When `masked`,
+ * a fresh random key is written and returned through `target` for `applyMask`.
+ */
+function writeHeader(target: Buffer, opcode: number, length: number, masked: boolean, fin: boolean, rsv1: boolean): number {
+  target[0] = (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode;
+  const maskBit = masked ? 0x80 : 0;
+  let pos: number;
+  if (length <= MAX_LENGTH_7) {
+    target[1] = maskBit | length;
+    pos = 2;
+  } else if (length <= MAX_LENGTH_16) {
+    target[1] = maskBit | LENGTH_16;
+    target.writeUInt16BE(length, 2);
+    pos = 4;
+  } else {
+    target[1] = maskBit | LENGTH_64;
+    target.writeUInt32BE(Math.floor(length / 0x100000000), 2);
+    target.writeUInt32BE(length >>> 0, 6);
+    pos = 10;
+  }
+  if (masked) {
+    const keyOffset = nextMaskOffset();
+    maskPool.copy(target, pos, keyOffset, keyOffset + MASK_BYTES);
+    pos += MASK_BYTES;
+  }
+  return pos;
+}
+
+export interface FrameOptions {
+  /** Mask the payload (every frame a client sends, RFC 6455 §5.3). */
+  masked: boolean;
+  fin?: boolean;
+  rsv1?: boolean;
+}
+
+/**
+ * One frame in one buffer: header, then a copy of `payload` (masked if asked). The copy is the
+ * snapshot the WebSocketStream write semantics require, so it is not an extra one.
+ */
+export function encodeFrame(opcode: number, payload: Uint8Array, options: FrameOptions): Buffer {
+  const length = payload.byteLength;
+  const frame = Buffer.allocUnsafe(headerLength(length, options.masked) + length);
+  const start = writeHeader(frame, opcode, length, options.masked, options.fin ?? true, options.rsv1 ?? false);
+  frame.set(payload, start);
+  if (options.masked) applyMask(frame, start, start + length, frame.subarray(start - MASK_BYTES, start), 0);
+  return frame;
+}
+
+/** A text frame with the string encoded straight into the frame buffer. */
+export function encodeTextFrame(opcode: number, text: string, options: FrameOptions): Buffer {
+  const length = Buffer.byteLength(text, 'utf8');
+  const frame = Buffer.allocUnsafe(headerLength(length, options.masked) + length);
+  const start = writeHeader(frame, opcode, length, options.masked, options.fin ?? true, options.rsv1 ?? false);
+  frame.write(text, start, 'utf8');
+  if (options.masked) applyMask(frame, start, start + length, frame.subarray(start - MASK_BYTES, start), 0);
+  return frame;
+}
+
+/**
+ * Only the header of a frame, for a payload the caller owns and hands to the socket as a second
+ * buffer: no copy of the payload is made. Unmasked frames only (masking must write the payload).
+ */
+export function encodeFrameHeader(opcode: number, length: number, options: { fin?: boolean; rsv1?: boolean } = {}): Buffer {
+  const header = Buffer.allocUnsafe(headerLength(length, false));
+  writeHeader(header, opcode, length, false, options.fin ?? true, options.rsv1 ?? false);
+  return header;
+}

@@ -1,0 +1,186 @@
+// Frames to messages: fragmentation (RFC 6455 §5.4), UTF-8 (§8.1), control frames (§5.5), limits.
+import { isUtf8 } from 'node:buffer';
+import { parseClosePayload } from './close.js';
+import { CloseCode, DEFAULT_MAX_PAYLOAD, Opcode } from './constants.js';
+import { FrameParser, type FrameHandler, type FrameParserOptions } from './frame-parser.js';
+import { Utf8Validator } from './utf8.js';
+
+/** What a MessageReader produces. Binary messages own their bytes (byteOffset 0, exact buffer). */
+export interface MessageSink {
+  onText(text: string): void;
+  onBinary(data: Uint8Array): void;
+  onPing(payload: Uint8Array): void;
+  onPong(payload: Uint8Array): void;
+  /** A valid close frame; `code` is null when it had no body (the API reports 1005). */
+  onClose(code: number | null, reason: string): void;
+}
+
+export interface MessageReaderOptions extends FrameParserOptions {
+  /** Largest message in bytes, counted across all its fragments (1009 beyond it). */
+  maxPayload?: number;
+}
+
+/** Growth floor for a message buffer, so tiny fragments do not cause a reallocation each. */
+const MIN_BUFFER_BYTES = 16 * 1024;
+
+/**
+ * Parses frames and assembles them into messages. A message that arrives whole in one chunk is
+ * handed on straight from that chunk (one copy for binary, none for text); any other message is
+ * gathered into one growing buffer, so a flood of tiny fragments costs bytes, not objects.
+ */
+export class MessageReader implements FrameHandler {
+  readonly parser: FrameParser;
+  readonly maxPayload: number;
+
+  // The current frame.
+  private frameOpcode = 0;
+  private frameFin = false;
+  private frameLength = 0;
+  private frameReceived = 0;
+
+  // The message in progress (opcode 0: none).
+  private messageOpcode = 0;
+  private messageSize = 0;
+  /** The whole message was delivered from the chunk that carried it. */
+  private deliveredDirectly = false;
+  private buffer: Buffer | null = null;
+  private readonly validator = new Utf8Validator();
+
+  // The control frame in progress.
+  private control: Uint8Array | null = null;
+
+  constructor(
+    private readonly sink: MessageSink,
+    options: MessageReaderOptions,
+  ) {
+    this.parser = new FrameParser(this, options);
+    this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+  }
+
+  /** Feeds bytes from the socket; takes ownership of `chunk` (it is unmasked in place). */
+  push(chunk: Buffer): void {
+    this.parser.push(chunk);
+  }
+
+  onFrameHeader(fin: boolean, _rsv1: boolean, opcode: number, length: number): void {
+    this.frameOpcode = opcode;
+    this.frameFin = fin;
+    this.frameLength = length;
+    this.frameReceived = 0;
+    if (opcode >= Opcode.CLOSE) {
+      this.control = new Uint8Array(length);
+      return;
+    }
+    if (opcode === Opcode.CONTINUATION) {
+      if (this.messageOpcode === 0) return this.parser.fail(CloseCode.PROTOCOL_ERROR, 'continuation frame with no message to continue');
+    } else if (this.messageOpcode !== 0) {
+      return this.parser.fail(CloseCode.PROTOCOL_ERROR, 'new data frame inside a fragmented message');
+    } else {
+      this.messageOpcode = opcode;
+      this.messageSize = 0;
+      this.deliveredDirectly = false;
+    }
+    if (this.messageSize + length > this.maxPayload) {
+      return this.parser.fail(CloseCode.MESSAGE_TOO_BIG, `message larger than maxPayload (${this.maxPayload} bytes)`);
+    }
+  }
+
+  onFramePayload(data: Buffer, start: number, end: number): void {
+    const count = end - start;
+    if (this.control !== null) {
+      this.control.set(data.subarray(start, end), this.frameReceived);
+      this.frameReceived += count;
+      return;
+    }
+    if (this.frameFin && this.messageSize === 0 && count === this.frameLength && this.buffer === null) {
+      // Fast path: a whole unfragmented message in one chunk.
+      this.deliveredDirectly = true;
+      this.frameReceived = count;
+      this.messageSize = count;
+      if (this.messageOpcode === Opcode.TEXT) {
+        if (!isUtf8(data.subarray(start, end))) return this.parser.fail(CloseCode.INVALID_PAYLOAD, 'invalid UTF-8 in a text message');
+        this.sink.onText(data.toString('utf8', start, end));
+      } else {
+        const message = allocateBytes(count);
+        message.set(data.subarray(start, end));
+        this.sink.onBinary(message);
+      }
+      return;
+    }
+    this.reserve(count);
+    const buffer = this.buffer!;
+    data.copy(buffer, this.messageSize, start, end);
+    if (this.messageOpcode === Opcode.TEXT && !this.validator.write(buffer, this.messageSize, this.messageSize + count)) {
+      return this.parser.fail(CloseCode.INVALID_PAYLOAD, 'invalid UTF-8 in a text message');
+    }
+    this.messageSize += count;
+    this.frameReceived += count;
+  }
+
+  onFrameEnd(): void {
+    const control = this.control;
+    if (control !== null) {
+      this.control = null;
+      this.onControlFrame(this.frameOpcode, control);
+      return;
+    }
+    if (!this.frameFin) return;
+    const opcode = this.messageOpcode;
+    const size = this.messageSize;
+    const buffer = this.buffer;
+    const delivered = this.deliveredDirectly;
+    this.messageOpcode = 0;
+    this.messageSize = 0;
+    this.buffer = null;
+    this.deliveredDirectly = false;
+    if (delivered) return;
+    if (opcode === Opcode.TEXT) {
+      if (!this.validator.finish()) return this.parser.fail(CloseCode.INVALID_PAYLOAD, 'text message ends inside a UTF-8 sequence');
+      this.sink.onText(buffer === null ? '' : buffer.toString('utf8', 0, size));
+    } else {
+      this.sink.onBinary(exactBytes(buffer, size));
+    }
+  }
+
+  private onControlFrame(opcode: number, payload: Uint8Array): void {
+    if (opcode === Opcode.PING) {
+      this.sink.onPing(payload);
+    } else if (opcode === Opcode.PONG) {
+      this.sink.onPong(payload);
+    } else {
+      const close = parseClosePayload(payload);
+      if (!close.ok) return this.parser.fail(close.errorCode, close.message);
+      // RFC 6455 §1.4: nothing after a close frame is read.
+      this.parser.stop();
+      this.sink.onClose(close.code, close.reason);
+    }
+  }
+
+  /** Makes room for `count` more bytes in the message buffer, growing it geometrically. */
+  private reserve(count: number): void {
+    const needed = this.messageSize + count;
+    const capacity = this.buffer === null ? 0 : this.buffer.length;
+    if (needed <= capacity) return;
+    let next = Math.max(needed, capacity * 2, MIN_BUFFER_BYTES);
+    // An unfragmented message's size is known: never allocate past it (nor past the limit).
+    if (this.frameFin && this.messageSize === this.frameReceived) next = Math.min(next, this.frameLength);
+    next = Math.min(next, this.maxPayload);
+    const grown = Buffer.allocUnsafeSlow(next);
+    if (this.buffer !== null) this.buffer.copy(grown, 0, 0, this.messageSize);
+    this.buffer = grown;
+  }
+}
+
+/** A Uint8Array that owns exactly its bytes (no view into a pool), left uninitialised. */
+export function allocateBytes(length: number): Uint8Array {
+  if (length === 0) return new Uint8Array(0);
+  return new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length);
+}
+
+function exactBytes(buffer: Buffer | null, size: number): Uint8Array {
+  if (buffer === null || size === 0) return new Uint8Array(0);
+  if (buffer.byteOffset === 0 && buffer.buffer.byteLength === size) return new Uint8Array(buffer.buffer, 0, size);
+  const bytes = allocateBytes(size);
+  bytes.set(buffer.subarray(0, size));
+  return bytes;
+}

@@ -1,0 +1,36 @@
+// WebIDL conversions (spec-notes §1), so arguments behave exactly as in browsers.
+
+/** A dictionary argument: undefined and null mean {}, any other non-object throws TypeError. */
+export function toDictionary(value: unknown, what: string): Record<string, unknown> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' && typeof value !== 'function') {
+    throw new TypeError(`${what} must be an object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** USVString: ToString (throws on Symbols), then lone surrogates become U+FFFD. */
+export function toUSVString(value: unknown): string {
+  return `${value as string}`.toWellFormed();
+}
+
+/** [EnforceRange] unsigned short. */
+export function toEnforcedUnsignedShort(value: unknown, what: string): number {
+  const number = Number(value as number);
+  if (!Number.isFinite(number)) throw new TypeError(`${what} must be a finite number`);
+  const integer = Math.trunc(number);
+  if (integer < 0 || integer > 0xffff) throw new TypeError(`${what} must be between 0 and 65535`);
+  return integer === 0 ? 0 : integer;
+}
+
+/** sequence<USVString>: any iterable object; strings and other primitives throw TypeError. */
+export function toUSVStringSequence(value: unknown, what: string): string[] {
+  if ((typeof value !== 'object' && typeof value !== 'function') || value === null) {
+    throw new TypeError(`${what} must be a sequence of strings`);
+  }
+  const iteratorMethod = (value as { [Symbol.iterator]?: unknown })[Symbol.iterator];
+  if (typeof iteratorMethod !== 'function') throw new TypeError(`${what} must be iterable`);
+  const result: string[] = [];
+  for (const item of value as Iterable<unknown>) result.push(toUSVString(item));
+  return result;
+}

@@ -1,0 +1,86 @@
+// WebSocketError (WHATWG WebSockets, spec-notes §4).
+import { isUserCloseCode } from './protocol/close.js';
+import { CloseCode, MAX_CLOSE_REASON_BYTES } from './protocol/constants.js';
+import { utf8ByteLength } from './protocol/utf8.js';
+import { toDictionary, toEnforcedUnsignedShort, toUSVString } from './webidl.js';
+
+export interface WebSocketCloseInfo {
+  closeCode?: number;
+  reason?: string;
+}
+
+/** Lets the library build errors for codes users may not pass (1001, 1006, 1011, …). */
+const trusted = Symbol('trusted WebSocketError');
+
+export class WebSocketError extends DOMException {
+  readonly #closeCode: number | null;
+  readonly #reason: string;
+
+  constructor(message: string = '', init: WebSocketCloseInfo | null = {}) {
+    const isTrusted = (arguments as unknown as unknown[])[2] === trusted;
+    const text = message === undefined ? '' : `${message}`;
+    let closeCode: number | null;
+    let reason: string;
+    if (isTrusted) {
+      const given = init as { closeCode: number | null; reason: string };
+      closeCode = given.closeCode;
+      reason = given.reason;
+    } else {
+      const validated = validateCloseInfo(init, 'WebSocketError init');
+      closeCode = validated.closeCode;
+      reason = validated.reason;
+    }
+    super(text, 'WebSocketError');
+    this.#closeCode = closeCode;
+    this.#reason = reason;
+  }
+
+  get closeCode(): number | null {
+    return this.#closeCode;
+  }
+
+  get reason(): string {
+    return this.#reason;
+  }
+
+  /** True only for real WebSocketErrors, not look-alikes with the same fields. */
+  static isWebSocketError(value: unknown): value is WebSocketError {
+    return typeof value === 'object' && value !== null && #closeCode in value;
+  }
+}
+
+Object.defineProperty(WebSocketError.prototype, Symbol.toStringTag, {
+  value: 'WebSocketError',
+  configurable: true,
+});
+
+/** Builds a WebSocketError without validation, for codes that come from the peer or the library. */
+export function createWebSocketError(message: string, closeCode: number | null, reason: string, cause?: unknown): WebSocketError {
+  const Constructor = WebSocketError as unknown as new (m: string, i: unknown, t: symbol) => WebSocketError;
+  const error = new Constructor(message, { closeCode, reason }, trusted);
+  if (cause !== undefined) {
+    Object.defineProperty(error, 'cause', { value: cause, writable: true, configurable: true, enumerable: false });
+  }
+  return error;
+}
+
+/**
+ * Converts and validates a WebSocketCloseInfo as close() and the WebSocketError constructor do:
+ * TypeError for bad types, InvalidAccessError for a code users may not send, SyntaxError for a
+ * reason over 123 UTF-8 bytes. A reason without a code means 1000.
+ */
+export function validateCloseInfo(value: unknown, what: string): { closeCode: number | null; reason: string } {
+  const dictionary = toDictionary(value, what);
+  const rawCode = dictionary.closeCode;
+  let closeCode = rawCode === undefined ? null : toEnforcedUnsignedShort(rawCode, 'closeCode');
+  const rawReason = dictionary.reason;
+  const reason = rawReason === undefined ? '' : toUSVString(rawReason);
+  if (closeCode !== null && !isUserCloseCode(closeCode)) {
+    throw new DOMException(`closeCode ${closeCode} is neither 1000 nor in 3000-4999`, 'InvalidAccessError');
+  }
+  if (utf8ByteLength(reason) > MAX_CLOSE_REASON_BYTES) {
+    throw new DOMException(`reason is longer than ${MAX_CLOSE_REASON_BYTES} UTF-8 bytes`, 'SyntaxError');
+  }
+  if (closeCode === null && reason !== '') closeCode = CloseCode.NORMAL;
+  return { closeCode, reason };
+}

@@ -1,0 +1,188 @@
+// WebSocketStream, the client: WHATWG constructor semantics (spec-notes §1–§2) over node:net/tls.
+import type tls from 'node:tls';
+import { ClientHandshake } from './handshake/client.js';
+import { isToken, isValidHeaderValue } from './handshake/http.js';
+import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKE_HEAD, DEFAULT_MAX_PAYLOAD } from './protocol/constants.js';
+import { Session, type SessionOptions, type WebSocketClosedInfo, type WebSocketOpenInfo } from './streams.js';
+import { toDictionary, toUSVString, toUSVStringSequence } from './webidl.js';
+import { validateCloseInfo, type WebSocketCloseInfo } from './websocket-error.js';
+
+export type HeadersInit = Headers | Iterable<readonly [string, string]> | Record<string, string>;
+
+export interface WebSocketStreamOptions {
+  /** Subprotocols to offer (WHATWG). */
+  protocols?: Iterable<string>;
+  /** Aborts the opening handshake (WHATWG). */
+  signal?: AbortSignal;
+  /** Extra request headers (Node only). Handshake headers such as Upgrade are refused. */
+  headers?: HeadersInit;
+  /** Options for tls.connect on wss: URLs (Node only): ca, cert, key, servername, rejectUnauthorized… */
+  tls?: tls.ConnectionOptions;
+  /** Largest message accepted, in bytes; larger ones close the connection with 1009. Default 100 MiB. */
+  maxPayload?: number;
+  /** Milliseconds from connecting to the end of the 101 response. Default 30 000. */
+  handshakeTimeout?: number;
+  /** Milliseconds to wait for the peer's close frame, and then for its TCP close. Default 5 000. */
+  closeTimeout?: number;
+  /** Bytes of messages the readable queues before reading from the socket stops. Default 1 MiB. */
+  readableHighWaterMark?: number;
+  /** Largest HTTP response head accepted, in bytes. Default 16 KiB. */
+  maxHandshakeHead?: number;
+}
+
+/** Headers the handshake itself sets; a user value would break or forge it. */
+const RESERVED_HEADERS = new Set([
+  'host',
+  'upgrade',
+  'connection',
+  'content-length',
+  'transfer-encoding',
+  'sec-websocket-key',
+  'sec-websocket-version',
+  'sec-websocket-protocol',
+  'sec-websocket-extensions',
+  'sec-websocket-accept',
+]);
+
+export class WebSocketStream {
+  readonly #url: string;
+  readonly #session: Session;
+
+  constructor(url: string | URL, options?: WebSocketStreamOptions | null) {
+    if (arguments.length === 0) throw new TypeError('WebSocketStream needs a URL');
+    // 1. Convert both arguments (TypeError), 2. check the URL, 3. the protocols (SyntaxError),
+    // 4. only then look at the signal: the order browsers follow.
+    const urlString = toUSVString(url);
+    const dictionary = toDictionary(options, 'options');
+    const protocols = dictionary.protocols === undefined ? [] : toUSVStringSequence(dictionary.protocols, 'protocols');
+    const signal = dictionary.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
+    const headers = dictionary.headers === undefined ? [] : toHeaderList(dictionary.headers as HeadersInit);
+    const tlsOptions = dictionary.tls as tls.ConnectionOptions | undefined;
+    if (tlsOptions !== undefined && (typeof tlsOptions !== 'object' || tlsOptions === null)) {
+      throw new TypeError('tls must be an object of tls.connect options');
+    }
+    const sessionOptions: SessionOptions = {
+      role: 'client',
+      maxPayload: positiveNumber(dictionary.maxPayload, 'maxPayload', DEFAULT_MAX_PAYLOAD),
+      closeTimeout: positiveNumber(dictionary.closeTimeout, 'closeTimeout', DEFAULT_CLOSE_TIMEOUT),
+    };
+    if (dictionary.readableHighWaterMark !== undefined) {
+      sessionOptions.readableHighWaterMark = positiveNumber(dictionary.readableHighWaterMark, 'readableHighWaterMark', 0, true);
+    }
+    const handshakeTimeout = positiveNumber(dictionary.handshakeTimeout, 'handshakeTimeout', DEFAULT_HANDSHAKE_TIMEOUT);
+    const maxHandshakeHead = positiveNumber(dictionary.maxHandshakeHead, 'maxHandshakeHead', DEFAULT_MAX_HANDSHAKE_HEAD);
+
+    const parsed = parseWebSocketUrl(urlString);
+    checkProtocols(protocols);
+    this.#url = parsed.href;
+    const session = new Session(sessionOptions);
+    this.#session = session;
+
+    if (signal?.aborted) {
+      // Chrome: an already aborted signal opens no socket and leaves the stream closed.
+      session.abortHandshake(signal.reason);
+      return;
+    }
+    let onAbort: (() => void) | null = null;
+    if (signal !== undefined) {
+      onAbort = () => session.abortHandshake(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      // A reconnect loop sharing one long-lived signal must not collect listeners.
+      session.onSettled = () => signal.removeEventListener('abort', onAbort!);
+    }
+    const handshake = new ClientHandshake(
+      { url: parsed, protocols, headers, tls: tlsOptions, handshakeTimeout, maxHandshakeHead },
+      (error, result) => {
+        if (error !== null) {
+          session.failHandshake(`WebSocket handshake with ${parsed.href} failed: ${error.message}`, error);
+        } else {
+          session.establish(result!.socket, result!.head, result!.protocol, result!.extensions);
+        }
+      },
+    );
+    session.cancelHandshake = () => handshake.cancel();
+  }
+
+  /** The URL, serialized after http: and https: became ws: and wss:. */
+  get url(): string {
+    return this.#url;
+  }
+
+  /** Resolves with the streams once the handshake succeeds; rejects with a WebSocketError if not. */
+  get opened(): Promise<WebSocketOpenInfo> {
+    return this.#session.opened;
+  }
+
+  /** Resolves with the close code and reason on a clean close; rejects with a WebSocketError otherwise. */
+  get closed(): Promise<WebSocketClosedInfo> {
+    return this.#session.closed;
+  }
+
+  /**
+   * Starts the closing handshake. A code must be 1000 or 3000–4999 (InvalidAccessError), a reason
+   * at most 123 UTF-8 bytes (SyntaxError); a reason alone sends 1000, nothing sends an empty close.
+   */
+  close(closeInfo?: WebSocketCloseInfo | null): void {
+    const { closeCode, reason } = validateCloseInfo(closeInfo, 'closeInfo');
+    this.#session.close(closeCode, reason);
+  }
+}
+
+Object.defineProperty(WebSocketStream.prototype, Symbol.toStringTag, { value: 'WebSocketStream', configurable: true });
+
+/** WHATWG WebSockets "the WebSocket URL": ws/wss (http/https mapped), no fragment. */
+function parseWebSocketUrl(input: string): URL {
+  let url: URL;
+  try {
+    url = new URL(input);
+  } catch {
+    throw new DOMException(`invalid URL ${JSON.stringify(input)}`, 'SyntaxError');
+  }
+  if (url.protocol === 'http:') url.protocol = 'ws:';
+  else if (url.protocol === 'https:') url.protocol = 'wss:';
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+    throw new DOMException(`URL scheme must be ws, wss, http or https, not ${url.protocol.slice(0, -1)}`, 'SyntaxError');
+  }
+  // The serialization keeps even an empty fragment ("#"), which url.hash reports as "".
+  if (url.href.includes('#')) throw new DOMException('a WebSocket URL cannot have a fragment', 'SyntaxError');
+  return url;
+}
+
+function checkProtocols(protocols: readonly string[]): void {
+  const seen = new Set<string>();
+  for (const protocol of protocols) {
+    if (!isToken(protocol)) throw new DOMException(`invalid subprotocol ${JSON.stringify(protocol)}`, 'SyntaxError');
+    const key = protocol.toLowerCase();
+    if (seen.has(key)) throw new DOMException(`duplicate subprotocol ${JSON.stringify(protocol)}`, 'SyntaxError');
+    seen.add(key);
+  }
+}
+
+function toHeaderList(init: HeadersInit): Array<[string, string]> {
+  if (typeof init !== 'object' || init === null) throw new TypeError('headers must be an object or an iterable of pairs');
+  const pairs: Array<[string, string]> = [];
+  if (Symbol.iterator in init) {
+    for (const pair of init as Iterable<readonly [string, string]>) {
+      if (pair === null || typeof pair !== 'object' || pair.length !== 2) throw new TypeError('each header must be a [name, value] pair');
+      pairs.push([`${pair[0]}`, `${pair[1]}`]);
+    }
+  } else {
+    for (const [name, value] of Object.entries(init)) pairs.push([name, `${value}`]);
+  }
+  for (const [name, value] of pairs) {
+    if (!isToken(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
+    if (!isValidHeaderValue(value)) throw new TypeError(`header ${name} has CR, LF, NUL or a non-Latin-1 character in its value`);
+    if (RESERVED_HEADERS.has(name.toLowerCase())) {
+      throw new TypeError(`header ${name} is set by the WebSocket handshake itself${name.toLowerCase() === 'sec-websocket-protocol' ? ' (use the protocols option)' : ''}`);
+    }
+  }
+  return pairs;
+}
+
+function positiveNumber(value: unknown, name: string, fallback: number, allowZero = false): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || Number.isNaN(value)) throw new TypeError(`${name} must be a number`);
+  if (value < 0 || (!allowZero && value === 0)) throw new RangeError(`${name} must be ${allowZero ? 'at least 0' : 'positive'}`);
+  return value;
+}

@@ -1,0 +1,23 @@
+// Builds the ESM package (dist/esm), the CommonJS entry (dist/cjs) and the test tree (build/).
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+
+const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+const run = (project) => {
+  try {
+    execFileSync(process.execPath, [tsc, '-p', project], { stdio: 'inherit' });
+  } catch {
+    console.error(`build: tsc -p ${project} failed`);
+    process.exit(1);
+  }
+};
+
+rmSync('dist', { recursive: true, force: true });
+rmSync('build', { recursive: true, force: true });
+run('tsconfig.json');
+run('tsconfig.cjs.json');
+// dist/cjs holds .js files compiled to CommonJS; this marker makes Node load them as such.
+mkdirSync('dist/cjs', { recursive: true });
+writeFileSync('dist/cjs/package.json', JSON.stringify({ type: 'commonjs' }, null, 2) + '\n');
+if (!process.argv.includes('--no-tests')) run('tsconfig.test.json');
