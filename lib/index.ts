@@ -5,3 +5,6 @@ export { WebSocketError } from './websocket-error.js';
 export type { WebSocketCloseInfo } from './websocket-error.js';
 export type { WebSocketOpenInfo, WebSocketClosedInfo, WebSocketMessage } from './streams.js';
 export { CloseCode, DEFAULT_MAX_PAYLOAD, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_HANDSHAKE_HEAD, DEFAULT_READABLE_HIGH_WATER_MARK } from './protocol/constants.js';
+export { WebSocketStreamServer, ServerWebSocketStream, handleUpgrade } from './server.js';
+export type { WebSocketStreamServerOptions, ServerHandshakeOptions, ServerCloseInfo, UpgradeRequestInfo, VerifyResult } from './server.js';
+export type { Refusal } from './handshake/server.js';

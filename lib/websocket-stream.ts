@@ -44,11 +44,24 @@ const RESERVED_HEADERS = new Set([
   'sec-websocket-accept',
 ]);
 
+/** Lets the server build WebSocketStreams around sessions it accepted; never exported publicly. */
+export const kAccepted = Symbol('accepted WebSocketStream');
+export interface AcceptedInit {
+  url: string;
+  session: Session;
+}
+
 export class WebSocketStream {
   readonly #url: string;
   readonly #session: Session;
 
   constructor(url: string | URL, options?: WebSocketStreamOptions | null) {
+    if ((url as unknown) === kAccepted) {
+      const init = options as unknown as AcceptedInit;
+      this.#url = init.url;
+      this.#session = init.session;
+      return;
+    }
     if (arguments.length === 0) throw new TypeError('WebSocketStream needs a URL');
     // 1. Convert both arguments (TypeError), 2. check the URL, 3. the protocols (SyntaxError),
     // 4. only then look at the signal: the order browsers follow.
