@@ -1,12 +1,17 @@
-// An echo round trip against a local server: `npm run example`.
-import { WebSocketServer } from 'ws';
-import { WebSocketStream } from '../dist/esm/index.js';
+// An echo round trip against a local server, both from this library: `npm run example`.
+import { WebSocketStream, WebSocketStreamServer } from '../dist/esm/index.js';
 
-const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-await new Promise((resolve) => server.once('listening', resolve));
-server.on('connection', (socket) => socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary })));
+// The server: every accepted connection echoes what it reads.
+const server = new WebSocketStreamServer({ port: 0, host: '127.0.0.1' });
+await server.listening;
+(async () => {
+  for await (const peer of server.connections) {
+    peer.opened.then(({ readable, writable }) => readable.pipeTo(writable)).catch(() => {});
+  }
+})();
 const url = `ws://127.0.0.1:${server.address().port}/echo`;
 
+// The client.
 const wss = new WebSocketStream(url);
 const { readable, writable } = await wss.opened;
 const writer = writable.getWriter();
@@ -19,4 +24,4 @@ console.log('binary echoed:', (await reader.read()).value);
 
 wss.close({ closeCode: 1000, reason: 'done' });
 console.log('closed:       ', await wss.closed);
-server.close();
+await server.close();
