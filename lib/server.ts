@@ -14,6 +14,7 @@ import {
   DEFAULT_MAX_PAYLOAD,
   MAX_CLOSE_REASON_BYTES,
 } from './protocol/constants.js';
+import { positiveNumber, timeoutOption } from './options.js';
 import { utf8ByteLength } from './protocol/utf8.js';
 import { Session, type SessionOptions, type WebSocketClosedInfo } from './streams.js';
 import { toDictionary, toUSVString } from './webidl.js';
@@ -403,10 +404,9 @@ function checkServerOptions(options: WebSocketStreamServerOptions): WebSocketStr
   if (options.server !== undefined && (options.port !== undefined || options.tls !== undefined)) {
     throw new TypeError('port and tls are for a server that listens itself; they cannot go with server');
   }
-  for (const name of ['maxPayload', 'handshakeTimeout', 'closeTimeout', 'maxConnections', 'maxHandshakeHead', 'acceptBacklog'] as const) {
-    const value = options[name];
-    if (value !== undefined && (typeof value !== 'number' || !(value > 0))) throw new RangeError(`${name} must be a positive number`);
-  }
+  for (const name of ['maxPayload', 'maxConnections', 'maxHandshakeHead', 'acceptBacklog'] as const) positiveNumber(options[name], name, 1);
+  for (const name of ['handshakeTimeout', 'closeTimeout'] as const) timeoutOption(options[name], name, 1);
+  if (options.readableHighWaterMark !== undefined) positiveNumber(options.readableHighWaterMark, 'readableHighWaterMark', 0, true);
   if (options.protocols !== undefined && options.selectProtocol !== undefined) {
     throw new TypeError('give either protocols or selectProtocol, not both');
   }

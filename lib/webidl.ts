@@ -16,7 +16,8 @@ export function toUSVString(value: unknown): string {
 
 /** [EnforceRange] unsigned short. */
 export function toEnforcedUnsignedShort(value: unknown, what: string): number {
-  const number = Number(value as number);
+  // Unary plus is ToNumber: it throws for BigInt and Symbol, where Number() would convert a BigInt.
+  const number = +(value as number);
   if (!Number.isFinite(number)) throw new TypeError(`${what} must be a finite number`);
   const integer = Math.trunc(number);
   if (integer < 0 || integer > 0xffff) throw new TypeError(`${what} must be between 0 and 65535`);
@@ -33,4 +34,16 @@ export function toUSVStringSequence(value: unknown, what: string): string[] {
   const result: string[] = [];
   for (const item of value as Iterable<unknown>) result.push(toUSVString(item));
   return result;
+}
+
+const abortedGetter = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get!;
+
+/** An AbortSignal by brand, not by prototype: a look-alike made with Object.create fails. */
+export function toAbortSignal(value: unknown, what: string): AbortSignal {
+  try {
+    abortedGetter.call(value);
+  } catch {
+    throw new TypeError(`${what} must be an AbortSignal`);
+  }
+  return value as AbortSignal;
 }

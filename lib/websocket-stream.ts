@@ -4,7 +4,8 @@ import { ClientHandshake } from './handshake/client.js';
 import { isToken, isValidHeaderValue } from './handshake/http.js';
 import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKE_HEAD, DEFAULT_MAX_PAYLOAD } from './protocol/constants.js';
 import { Session, type SessionOptions, type WebSocketClosedInfo, type WebSocketOpenInfo } from './streams.js';
-import { toDictionary, toUSVString, toUSVStringSequence } from './webidl.js';
+import { positiveNumber, timeoutOption } from './options.js';
+import { toAbortSignal, toDictionary, toUSVString, toUSVStringSequence } from './webidl.js';
 import { validateCloseInfo, type WebSocketCloseInfo } from './websocket-error.js';
 
 export type HeadersInit = Headers | Iterable<readonly [string, string]> | Record<string, string>;
@@ -67,10 +68,13 @@ export class WebSocketStream {
     // 4. only then look at the signal: the order browsers follow.
     const urlString = toUSVString(url);
     const dictionary = toDictionary(options, 'options');
-    const protocols = dictionary.protocols === undefined ? [] : toUSVStringSequence(dictionary.protocols, 'protocols');
-    const signal = dictionary.signal;
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
-    const headers = dictionary.headers === undefined ? [] : toHeaderList(dictionary.headers as HeadersInit);
+    // Each member is read once, in the WHATWG members' order, then the Node-only ones.
+    const rawProtocols = dictionary.protocols;
+    const protocols = rawProtocols === undefined ? [] : toUSVStringSequence(rawProtocols, 'protocols');
+    const rawSignal = dictionary.signal;
+    const signal = rawSignal === undefined ? undefined : toAbortSignal(rawSignal, 'signal');
+    const rawHeaders = dictionary.headers;
+    const headers = rawHeaders === undefined ? [] : toHeaderList(rawHeaders as HeadersInit);
     const tlsOptions = dictionary.tls as tls.ConnectionOptions | undefined;
     if (tlsOptions !== undefined && (typeof tlsOptions !== 'object' || tlsOptions === null)) {
       throw new TypeError('tls must be an object of tls.connect options');
@@ -78,12 +82,13 @@ export class WebSocketStream {
     const sessionOptions: SessionOptions = {
       role: 'client',
       maxPayload: positiveNumber(dictionary.maxPayload, 'maxPayload', DEFAULT_MAX_PAYLOAD),
-      closeTimeout: positiveNumber(dictionary.closeTimeout, 'closeTimeout', DEFAULT_CLOSE_TIMEOUT),
+      closeTimeout: timeoutOption(dictionary.closeTimeout, 'closeTimeout', DEFAULT_CLOSE_TIMEOUT),
     };
-    if (dictionary.readableHighWaterMark !== undefined) {
-      sessionOptions.readableHighWaterMark = positiveNumber(dictionary.readableHighWaterMark, 'readableHighWaterMark', 0, true);
+    const readableHighWaterMark = dictionary.readableHighWaterMark;
+    if (readableHighWaterMark !== undefined) {
+      sessionOptions.readableHighWaterMark = positiveNumber(readableHighWaterMark, 'readableHighWaterMark', 0, true);
     }
-    const handshakeTimeout = positiveNumber(dictionary.handshakeTimeout, 'handshakeTimeout', DEFAULT_HANDSHAKE_TIMEOUT);
+    const handshakeTimeout = timeoutOption(dictionary.handshakeTimeout, 'handshakeTimeout', DEFAULT_HANDSHAKE_TIMEOUT);
     const maxHandshakeHead = positiveNumber(dictionary.maxHandshakeHead, 'maxHandshakeHead', DEFAULT_MAX_HANDSHAKE_HEAD);
 
     const parsed = parseWebSocketUrl(urlString);
@@ -108,7 +113,9 @@ export class WebSocketStream {
       { url: parsed, protocols, headers, tls: tlsOptions, handshakeTimeout, maxHandshakeHead },
       (error, result) => {
         if (error !== null) {
-          session.failHandshake(`WebSocket handshake with ${parsed.href} failed: ${error.message}`, error);
+          // The cause is the system or TLS error itself when there is one, else the HandshakeError
+          // (which carries the status and headers of a non-101 response).
+          session.failHandshake(`WebSocket handshake with ${parsed.href} failed: ${error.message}`, error.cause ?? error);
         } else {
           session.establish(result!.socket, result!.head, result!.protocol, result!.extensions);
         }
@@ -191,11 +198,4 @@ function toHeaderList(init: HeadersInit): Array<[string, string]> {
     }
   }
   return pairs;
-}
-
-function positiveNumber(value: unknown, name: string, fallback: number, allowZero = false): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || Number.isNaN(value)) throw new TypeError(`${name} must be a number`);
-  if (value < 0 || (!allowZero && value === 0)) throw new RangeError(`${name} must be ${allowZero ? 'at least 0' : 'positive'}`);
-  return value;
 }
