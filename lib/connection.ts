@@ -209,7 +209,13 @@ export class Connection implements MessageSink {
   };
 
   private readonly onSocketEnd = (): void => {
-    if (this.received === null) this.failure ??= new Error('the peer closed TCP without a close frame');
+    if (this.received === null) {
+      // The connection is lost: nothing queued can be delivered meaningfully, and a peer that
+      // stopped reading would keep socket.end() from ever finishing.
+      this.failure ??= new Error('the peer closed TCP without a close frame');
+      this.socket.destroy();
+      return;
+    }
     // Upgraded sockets from node:http allow half-open connections: finish our side too.
     this.socket.end();
   };

@@ -260,7 +260,8 @@ export class Session implements ConnectionEvents {
       this.closedDeferred.resolve({ closeCode: received.code ?? CloseCode.NO_STATUS_RECEIVED, reason: received.reason });
       // A write still in progress makes a close unclean, so none can be pending here.
     } else {
-      const code = info.received?.code ?? CloseCode.ABNORMAL_CLOSURE;
+      // A received close frame without a body counts as 1005; no close frame at all is 1006.
+      const code = info.received === null ? CloseCode.ABNORMAL_CLOSURE : (info.received.code ?? CloseCode.NO_STATUS_RECEIVED);
       const reason = info.received?.reason ?? '';
       const detail = info.error === null ? '' : `: ${info.error.message}`;
       const error = createWebSocketError(`the WebSocket connection closed uncleanly (${code})${detail}`, code, reason, info.error ?? undefined);
