@@ -3,8 +3,9 @@ import type { Duplex } from 'node:stream';
 import { encodeClosePayload } from './protocol/close.js';
 import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PAYLOAD, Opcode } from './protocol/constants.js';
 import { encodeFrame, encodeTextFrame } from './protocol/frame-encoder.js';
-import type { Role } from './protocol/frame-parser.js';
+import type { ProtocolError, Role } from './protocol/frame-parser.js';
 import { MessageReader, type MessageSink } from './protocol/message-assembler.js';
+import { PerMessageDeflate, type DeflateParams } from './protocol/permessage-deflate.js';
 
 export type ConnectionState = 'open' | 'closing' | 'closed';
 
@@ -12,6 +13,8 @@ export interface ConnectionOptions {
   role: Role;
   maxPayload?: number;
   closeTimeout?: number;
+  /** permessage-deflate parameters, when the handshake negotiated it. */
+  deflate?: DeflateParams | null;
 }
 
 /** How a connection ended. */
@@ -54,6 +57,13 @@ export class Connection implements MessageSink {
   private failure: Error | null = null;
   /** Data frames handed to the socket and not yet reported flushed. */
   private unflushedWrites = 0;
+  private readonly deflate: PerMessageDeflate | null;
+  /**
+   * With permessage-deflate, frames leave in order through this queue: a message being compressed
+   * on the threadpool holds back everything after it (a close frame above all).
+   */
+  private readonly outQueue: Array<(next: () => void) => void> = [];
+  private outBusy = false;
 
   constructor(
     readonly socket: ConnectionSocket,
@@ -62,7 +72,9 @@ export class Connection implements MessageSink {
   ) {
     this.masked = options.role === 'client';
     this.closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
-    this.reader = new MessageReader(this, { role: options.role, maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD });
+    const maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+    this.deflate = options.deflate ? new PerMessageDeflate(options.deflate, maxPayload) : null;
+    this.reader = new MessageReader(this, { role: options.role, maxPayload, deflate: this.deflate });
     socket.pause();
     socket.on('error', this.onSocketError);
     socket.on('end', this.onSocketEnd);
@@ -75,19 +87,28 @@ export class Connection implements MessageSink {
     this.started = true;
     this.socket.on('data', this.onData);
     if (head.length > 0) this.onData(head);
-    if (!this.paused || this.closeSent) this.socket.resume();
+    this.updateReading();
   }
 
   /** Readable backpressure: stop reading from the socket while the reader's queue is full. */
   pause(): void {
     this.paused = true;
-    // Once our close frame is out, reading must go on so the peer's close frame is seen.
-    if (!this.closeSent) this.socket.pause();
+    this.updateReading();
   }
 
   resume(): void {
     this.paused = false;
-    if (this.started && this.state !== 'closed') this.socket.resume();
+    this.updateReading();
+  }
+
+  /**
+   * The socket flows while the reader wants messages and no inflate holds parsing back. Once our
+   * close frame is out, backpressure no longer applies: the peer's close frame must get through.
+   */
+  private updateReading(): void {
+    if (!this.started || this.state === 'closed') return;
+    if (this.reader.busy || (this.paused && !this.closeSent)) this.socket.pause();
+    else this.socket.resume();
   }
 
   get hasUnflushedWrites(): boolean {
@@ -100,19 +121,86 @@ export class Connection implements MessageSink {
    * without an error, so that case is told apart here).
    */
   send(data: string | Uint8Array, callback: (flushed: boolean) => void): void {
-    const frame =
-      typeof data === 'string'
-        ? encodeTextFrame(Opcode.TEXT, data, { masked: this.masked })
-        : encodeFrame(Opcode.BINARY, data, { masked: this.masked });
     this.unflushedWrites++;
-    this.socket.write(frame, (error) => {
+    const written = (error?: Error | null): void => {
       if (error == null && !this.socket.destroyed) {
         this.unflushedWrites--;
         callback(true);
       } else {
         callback(false);
       }
+    };
+    const deflate = this.deflate;
+    if (deflate === null) {
+      this.socket.write(this.dataFrame(data), written);
+      return;
+    }
+    const opcode = typeof data === 'string' ? Opcode.TEXT : Opcode.BINARY;
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    if (bytes.byteLength < deflate.params.threshold) {
+      // Encoded now: the caller's bytes must be copied before send() returns.
+      const frame = encodeFrame(opcode, bytes, { masked: this.masked });
+      this.enqueue((next) => {
+        this.socket.write(frame, written);
+        next();
+      });
+      return;
+    }
+    // zlib takes its input now, so later changes to the caller's buffer cannot reach the message.
+    const input = typeof data === 'string' ? bytes : Buffer.from(bytes);
+    this.enqueue((next) => {
+      deflate.compress(input, (error, compressed) => {
+        if (error !== null || this.socket.destroyed) {
+          written(error ?? new Error('socket closed'));
+        } else {
+          // RFC 7692 §6: RSV1 on the first (here: only) frame of a compressed message.
+          this.socket.write(encodeFrame(opcode, compressed!, { masked: this.masked, rsv1: true }), written);
+        }
+        next();
+      });
     });
+  }
+
+  private dataFrame(data: string | Uint8Array): Buffer {
+    return typeof data === 'string'
+      ? encodeTextFrame(Opcode.TEXT, data, { masked: this.masked })
+      : encodeFrame(Opcode.BINARY, data, { masked: this.masked });
+  }
+
+  /** Writes a control frame after every data frame queued before it. */
+  private writeControl(frame: Buffer, callback?: (error?: Error | null) => void): void {
+    if (this.deflate === null) {
+      this.socket.write(frame, callback);
+      return;
+    }
+    this.enqueue((next) => {
+      if (!this.socket.destroyed) this.socket.write(frame, callback);
+      next();
+    });
+  }
+
+  private enqueue(task: (next: () => void) => void): void {
+    this.outQueue.push(task);
+    if (!this.outBusy) this.drainOutQueue();
+  }
+
+  private drainOutQueue(): void {
+    while (this.outQueue.length > 0) {
+      const task = this.outQueue.shift()!;
+      let synchronous = true;
+      let finished = false;
+      this.outBusy = true;
+      task(() => {
+        finished = true;
+        if (!synchronous) {
+          this.outBusy = false;
+          this.drainOutQueue();
+        }
+      });
+      synchronous = false;
+      if (!finished) return;
+      this.outBusy = false;
+    }
   }
 
   /** Starts the closing handshake (RFC 6455 §7.1.2); `code` null sends a close frame with no body. */
@@ -121,8 +209,7 @@ export class Connection implements MessageSink {
     this.state = 'closing';
     this.sendClose(code, reason);
     this.startCloseTimer();
-    // No backpressure while closing: the peer's close frame must get through.
-    if (this.started) this.socket.resume();
+    this.updateReading();
   }
 
   /** Ends the connection at once, without a closing handshake (the result is not clean). */
@@ -145,7 +232,7 @@ export class Connection implements MessageSink {
 
   onPing(payload: Uint8Array): void {
     // RFC 6455 §5.5.2: answer with a pong carrying the same payload, unless we are done sending.
-    if (!this.closeSent) this.socket.write(encodeFrame(Opcode.PONG, payload, { masked: this.masked }));
+    if (!this.closeSent) this.writeControl(encodeFrame(Opcode.PONG, payload, { masked: this.masked }));
   }
 
   onPong(): void {
@@ -160,17 +247,34 @@ export class Connection implements MessageSink {
     this.events.onPeerClose(code, reason);
     if ((this.state as ConnectionState) === 'closed') return;
     // RFC 6455 §7.1.1: the server closes TCP first; the client waits for it, within the timeout.
-    if (this.options.role === 'server') this.socket.end();
+    if (this.options.role === 'server') this.endSocket();
     this.startCloseTimer();
-    if (this.started) this.socket.resume();
+    this.updateReading();
+  }
+
+  onProtocolError(error: ProtocolError): void {
+    if (this.failure === null && this.state !== 'closed') this.fail(error.closeCode, error);
+  }
+
+  onReadResumed(): void {
+    this.updateReading();
   }
 
   private readonly onData = (chunk: Buffer): void => {
     if (this.state === 'closed') return;
     this.reader.push(chunk);
-    const error = this.reader.parser.error;
-    if (error !== null && this.failure === null) this.fail(error.closeCode, error);
+    if (this.reader.busy) this.updateReading();
   };
+
+  /** Ends TCP after every queued frame (RFC 6455 §7.1.1: the server closes first). */
+  private endSocket(): void {
+    if (this.deflate === null) this.socket.end();
+    else
+      this.enqueue((next) => {
+        this.socket.end();
+        next();
+      });
+  }
 
   /** RFC 6455 §7.1.7: fail the connection: send a close frame with the code, then close TCP. */
   private fail(code: number, error: Error): void {
@@ -178,15 +282,15 @@ export class Connection implements MessageSink {
     this.reader.parser.stop();
     if (!this.closeSent) this.sendClose(code, error.message);
     this.state = 'closing';
-    this.socket.end();
+    this.endSocket();
     this.startCloseTimer();
-    this.socket.resume();
+    this.updateReading();
   }
 
   private sendClose(code: number | null, reason: string): void {
     this.closeSent = true;
     const frame = encodeFrame(Opcode.CLOSE, encodeClosePayload(code, reason), { masked: this.masked });
-    this.socket.write(frame, (error) => {
+    this.writeControl(frame, (error) => {
       if (error == null && !this.socket.destroyed) this.closeFlushed = true;
     });
   }
@@ -226,6 +330,7 @@ export class Connection implements MessageSink {
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
     this.closeTimer = null;
     this.socket.off('data', this.onData);
+    this.deflate?.close();
     if (this.received === null) this.failure ??= new Error('the connection closed without a close frame');
     const wasClean =
       this.received !== null && this.closeSent && this.closeFlushed && this.failure === null && this.unflushedWrites === 0;

@@ -8,3 +8,4 @@ export { CloseCode, DEFAULT_MAX_PAYLOAD, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_CLOS
 export { WebSocketStreamServer, ServerWebSocketStream, handleUpgrade } from './server.js';
 export type { WebSocketStreamServerOptions, ServerHandshakeOptions, ServerCloseInfo, UpgradeRequestInfo, VerifyResult } from './server.js';
 export type { Refusal } from './handshake/server.js';
+export type { PerMessageDeflateOptions } from './protocol/permessage-deflate.js';

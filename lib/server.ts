@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import { checkUpgradeRequest, isRefusal, refuse, switchingProtocolsHead, type Refusal } from './handshake/server.js';
 import { isValidWireCloseCode } from './protocol/close.js';
+import { acceptClientOffers, normalizeDeflateOptions, type PerMessageDeflateOptions } from './protocol/permessage-deflate.js';
 import {
   CloseCode,
   DEFAULT_CLOSE_TIMEOUT,
@@ -47,6 +48,8 @@ export interface ServerHandshakeOptions {
   closeTimeout?: number;
   /** Bytes of messages a server-side readable queues before reading from the socket stops. Default 1 MiB. */
   readableHighWaterMark?: number;
+  /** Accept permessage-deflate offers (RFC 7692). Off by default, like ws; true or an options object turns it on. */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
 export interface WebSocketStreamServerOptions extends ServerHandshakeOptions {
@@ -137,9 +140,12 @@ async function accept(
     }
     if (timedOut || socket.destroyed) return null;
     clearTimeout(timer);
-    socket.write(switchingProtocolsHead(checked.key, protocol, ''));
+    const deflateOptions = normalizeDeflateOptions(options.perMessageDeflate, 'perMessageDeflate');
+    const deflate = deflateOptions === null ? null : acceptClientOffers(request.headers['sec-websocket-extensions'], deflateOptions);
+    const extensions = deflate?.response ?? '';
+    socket.write(switchingProtocolsHead(checked.key, protocol, extensions));
     const session = new Session(sessionOptionsOf(options));
-    session.establish(socket, head, protocol, '');
+    session.establish(socket, head, protocol, extensions, deflate?.params ?? null);
     return new ServerWebSocketStream(kAccepted, { url: requestUrl(request, socket), session, request: requestInfo(request, socket) });
   } finally {
     clearTimeout(timer);
@@ -407,6 +413,7 @@ function checkServerOptions(options: WebSocketStreamServerOptions): WebSocketStr
   for (const name of ['maxPayload', 'maxConnections', 'maxHandshakeHead', 'acceptBacklog'] as const) positiveNumber(options[name], name, 1);
   for (const name of ['handshakeTimeout', 'closeTimeout'] as const) timeoutOption(options[name], name, 1);
   if (options.readableHighWaterMark !== undefined) positiveNumber(options.readableHighWaterMark, 'readableHighWaterMark', 0, true);
+  normalizeDeflateOptions(options.perMessageDeflate, 'perMessageDeflate');
   if (options.protocols !== undefined && options.selectProtocol !== undefined) {
     throw new TypeError('give either protocols or selectProtocol, not both');
   }

@@ -3,6 +3,7 @@
 import { isArrayBuffer, isSharedArrayBuffer } from 'node:util/types';
 import { Connection, type ConnectionCloseInfo, type ConnectionEvents, type ConnectionOptions, type ConnectionSocket } from './connection.js';
 import { isUserCloseCode } from './protocol/close.js';
+import type { DeflateParams } from './protocol/permessage-deflate.js';
 import { CloseCode, DEFAULT_READABLE_HIGH_WATER_MARK, MAX_CLOSE_REASON_BYTES } from './protocol/constants.js';
 import { utf8ByteLength } from './protocol/utf8.js';
 import { createWebSocketError, WebSocketError } from './websocket-error.js';
@@ -96,9 +97,9 @@ export class Session implements ConnectionEvents {
   }
 
   /** The opening handshake succeeded: wire the socket to the streams and resolve `opened`. */
-  establish(socket: ConnectionSocket, head: Buffer, protocol: string, extensions: string): void {
+  establish(socket: ConnectionSocket, head: Buffer, protocol: string, extensions: string, deflate: DeflateParams | null = null): void {
     this.cancelHandshake = null;
-    const connection = new Connection(socket, this.options, this);
+    const connection = new Connection(socket, { ...this.options, deflate }, this);
     this.connection = connection;
     this.state = 'open';
     const readable = new ReadableStream<WebSocketMessage>(

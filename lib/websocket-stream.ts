@@ -5,6 +5,7 @@ import { isToken, isValidHeaderValue } from './handshake/http.js';
 import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKE_HEAD, DEFAULT_MAX_PAYLOAD } from './protocol/constants.js';
 import { Session, type SessionOptions, type WebSocketClosedInfo, type WebSocketOpenInfo } from './streams.js';
 import { positiveNumber, timeoutOption } from './options.js';
+import { normalizeDeflateOptions, type PerMessageDeflateOptions } from './protocol/permessage-deflate.js';
 import { toAbortSignal, toDictionary, toUSVString, toUSVStringSequence } from './webidl.js';
 import { validateCloseInfo, type WebSocketCloseInfo } from './websocket-error.js';
 
@@ -29,6 +30,11 @@ export interface WebSocketStreamOptions {
   readableHighWaterMark?: number;
   /** Largest HTTP response head accepted, in bytes. Default 16 KiB. */
   maxHandshakeHead?: number;
+  /**
+   * Offer permessage-deflate (RFC 7692): on by default, like browsers, as
+   * `permessage-deflate; client_max_window_bits`. false turns it off; an object sets parameters.
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
 /** Headers the handshake itself sets; a user value would break or forge it. */
@@ -90,6 +96,8 @@ export class WebSocketStream {
     }
     const handshakeTimeout = timeoutOption(dictionary.handshakeTimeout, 'handshakeTimeout', DEFAULT_HANDSHAKE_TIMEOUT);
     const maxHandshakeHead = positiveNumber(dictionary.maxHandshakeHead, 'maxHandshakeHead', DEFAULT_MAX_HANDSHAKE_HEAD);
+    const rawDeflate = dictionary.perMessageDeflate;
+    const perMessageDeflate = normalizeDeflateOptions(rawDeflate === undefined ? true : rawDeflate, 'perMessageDeflate');
 
     const parsed = parseWebSocketUrl(urlString);
     checkProtocols(protocols);
@@ -110,14 +118,14 @@ export class WebSocketStream {
       session.onSettled = () => signal.removeEventListener('abort', onAbort!);
     }
     const handshake = new ClientHandshake(
-      { url: parsed, protocols, headers, tls: tlsOptions, handshakeTimeout, maxHandshakeHead },
+      { url: parsed, protocols, headers, tls: tlsOptions, handshakeTimeout, maxHandshakeHead, perMessageDeflate },
       (error, result) => {
         if (error !== null) {
           // The cause is the system or TLS error itself when there is one, else the HandshakeError
           // (which carries the status and headers of a non-101 response).
           session.failHandshake(`WebSocket handshake with ${parsed.href} failed: ${error.message}`, error.cause ?? error);
         } else {
-          session.establish(result!.socket, result!.head, result!.protocol, result!.extensions);
+          session.establish(result!.socket, result!.head, result!.protocol, result!.extensions, result!.deflate);
         }
       },
     );

@@ -2,6 +2,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { WEBSOCKET_VERSION } from '../protocol/constants.js';
+import { acceptServerResponse, clientOffer, type DeflateParams, type PerMessageDeflateOptions } from '../protocol/permessage-deflate.js';
 import { headerHasToken, HttpResponseHeadReader, type HttpResponseHead } from './http.js';
 import { acceptKeyFor, generateKey } from './keys.js';
 
@@ -15,6 +16,8 @@ export interface ClientHandshakeOptions {
   tls?: tls.ConnectionOptions | undefined;
   handshakeTimeout: number;
   maxHandshakeHead: number;
+  /** permessage-deflate to offer, or null for none. */
+  perMessageDeflate: PerMessageDeflateOptions | null;
 }
 
 export interface ClientHandshakeResult {
@@ -23,6 +26,8 @@ export interface ClientHandshakeResult {
   head: Buffer;
   protocol: string;
   extensions: string;
+  /** What permessage-deflate the server agreed to, or null. */
+  deflate: DeflateParams | null;
   response: HttpResponseHead;
 }
 
@@ -102,6 +107,7 @@ export class ClientHandshake {
       `Sec-WebSocket-Version: ${WEBSOCKET_VERSION}`,
     ];
     if (protocols.length > 0) lines.push(`Sec-WebSocket-Protocol: ${protocols.join(', ')}`);
+    if (this.options.perMessageDeflate !== null) lines.push(`Sec-WebSocket-Extensions: ${clientOffer(this.options.perMessageDeflate)}`);
     for (const [name, value] of headers) lines.push(`${name}: ${value}`);
     return lines.join('\r\n') + '\r\n\r\n';
   }
@@ -116,12 +122,18 @@ export class ClientHandshake {
     if (parsed === null) return;
     const problem = this.checkResponse(parsed.head);
     if (problem !== null) return this.fail(problem);
+    const extensions = parsed.head.headers.get('sec-websocket-extensions')?.join(', ') ?? '';
+    let deflate: DeflateParams | null;
+    try {
+      deflate = acceptServerResponse(extensions, this.options.perMessageDeflate);
+    } catch (error) {
+      return this.fail(new HandshakeError((error as Error).message, { response: parsed.head }));
+    }
     this.finished = true;
     this.cleanup();
     this.socket.pause();
     const protocol = parsed.head.headers.get('sec-websocket-protocol')?.[0] ?? '';
-    const extensions = parsed.head.headers.get('sec-websocket-extensions')?.join(', ') ?? '';
-    this.done(null, { socket: this.socket, head: parsed.rest, protocol, extensions, response: parsed.head });
+    this.done(null, { socket: this.socket, head: parsed.rest, protocol, extensions, deflate, response: parsed.head });
   };
 
   private checkResponse(response: HttpResponseHead): HandshakeError | null {
@@ -149,10 +161,6 @@ export class ClientHandshake {
     }
     if (this.options.protocols.length > 0 && (protocols.length === 0 || protocols[0] === '')) {
       return new HandshakeError('server selected none of the offered subprotocols', { response });
-    }
-    const extensions = header('sec-websocket-extensions').filter((value) => value.trim() !== '');
-    if (extensions.length > 0) {
-      return new HandshakeError(`server selected an extension that was not offered: ${extensions.join(', ')}`, { response });
     }
     return null;
   }

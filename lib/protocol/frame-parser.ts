@@ -85,10 +85,41 @@ export class FrameParser {
     this.state = State.STOPPED;
   }
 
+  /** Bytes that arrived while suspended, to be parsed on resume(). */
+  private held: Buffer[] = [];
+  private suspendedFlag = false;
+
+  get suspended(): boolean {
+    return this.suspendedFlag;
+  }
+
+  /**
+   * Stops parsing after the current callback until resume(): the handler has work to finish first
+   * (an asynchronous inflate) before anything that follows may be handled.
+   */
+  suspend(): void {
+    this.suspendedFlag = true;
+  }
+
+  /** Parses, in order, whatever arrived while suspended. */
+  resume(): void {
+    this.suspendedFlag = false;
+    while (this.held.length > 0 && !this.suspendedFlag && this.state !== State.STOPPED) this.parse(this.held.shift()!);
+  }
+
   push(chunk: Buffer): void {
+    if (this.suspendedFlag) this.held.push(chunk);
+    else this.parse(chunk);
+  }
+
+  private parse(chunk: Buffer): void {
     const length = chunk.length;
     let pos = 0;
     while (pos < length) {
+      if (this.suspendedFlag) {
+        this.held.unshift(chunk.subarray(pos));
+        return;
+      }
       if (this.state === State.HEADER) {
         pos = this.readHeader(chunk, pos);
       } else if (this.state === State.PAYLOAD) {

@@ -2,7 +2,8 @@
 import { isUtf8 } from 'node:buffer';
 import { parseClosePayload } from './close.js';
 import { CloseCode, DEFAULT_MAX_PAYLOAD, Opcode } from './constants.js';
-import { FrameParser, type FrameHandler, type FrameParserOptions } from './frame-parser.js';
+import { FrameParser, type FrameHandler, type FrameParserOptions, type ProtocolError } from './frame-parser.js';
+import { InflateLimitError, type PerMessageDeflate } from './permessage-deflate.js';
 import { Utf8Validator } from './utf8.js';
 
 /** What a MessageReader produces. Binary messages own their bytes (byteOffset 0, exact buffer). */
@@ -13,11 +14,17 @@ export interface MessageSink {
   onPong(payload: Uint8Array): void;
   /** A valid close frame; `code` is null when it had no body (the API reports 1005). */
   onClose(code: number | null, reason: string): void;
+  /** The stream broke the protocol; nothing more will be read. Reported once. */
+  onProtocolError(error: ProtocolError): void;
+  /** Parsing went on after an asynchronous inflate: the socket may be read again. */
+  onReadResumed(): void;
 }
 
 export interface MessageReaderOptions extends FrameParserOptions {
-  /** Largest message in bytes, counted across all its fragments (1009 beyond it). */
+  /** Largest message in bytes, counted across all its fragments and after inflation (1009 beyond it). */
   maxPayload?: number;
+  /** permessage-deflate, when negotiated: RSV1 marks compressed messages. */
+  deflate?: PerMessageDeflate | null;
 }
 
 /** Growth floor for a message buffer, so tiny fragments do not cause a reallocation each. */
@@ -46,6 +53,11 @@ export class MessageReader implements FrameHandler {
   private buffer: Buffer | null = null;
   private readonly validator = new Utf8Validator();
 
+  /** The message in progress is compressed (RSV1 on its first frame). */
+  private compressed = false;
+  private readonly deflate: PerMessageDeflate | null;
+  private errorReported = false;
+
   // The control frame in progress.
   private control: Uint8Array | null = null;
 
@@ -53,16 +65,31 @@ export class MessageReader implements FrameHandler {
     private readonly sink: MessageSink,
     options: MessageReaderOptions,
   ) {
-    this.parser = new FrameParser(this, options);
+    this.deflate = options.deflate ?? null;
+    this.parser = new FrameParser(this, { ...options, allowRsv1: this.deflate !== null });
     this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
   }
 
   /** Feeds bytes from the socket; takes ownership of `chunk` (it is unmasked in place). */
   push(chunk: Buffer): void {
     this.parser.push(chunk);
+    this.reportError();
   }
 
-  onFrameHeader(fin: boolean, _rsv1: boolean, opcode: number, length: number): void {
+  /** True while an inflate is running and later bytes are held back. */
+  get busy(): boolean {
+    return this.parser.suspended;
+  }
+
+  private reportError(): void {
+    const error = this.parser.error;
+    if (error !== null && !this.errorReported) {
+      this.errorReported = true;
+      this.sink.onProtocolError(error);
+    }
+  }
+
+  onFrameHeader(fin: boolean, rsv1: boolean, opcode: number, length: number): void {
     this.frameOpcode = opcode;
     this.frameFin = fin;
     this.frameLength = length;
@@ -79,6 +106,7 @@ export class MessageReader implements FrameHandler {
       this.messageOpcode = opcode;
       this.messageSize = 0;
       this.deliveredDirectly = false;
+      this.compressed = rsv1;
     }
     if (this.messageSize + length > this.maxPayload) {
       return this.parser.fail(CloseCode.MESSAGE_TOO_BIG, `message larger than maxPayload (${this.maxPayload} bytes)`);
@@ -92,7 +120,7 @@ export class MessageReader implements FrameHandler {
       this.frameReceived += count;
       return;
     }
-    if (this.frameFin && this.messageSize === 0 && count === this.frameLength && this.buffer === null) {
+    if (this.frameFin && this.messageSize === 0 && count === this.frameLength && this.buffer === null && !this.compressed) {
       // Fast path: a whole unfragmented message in one chunk.
       this.deliveredDirectly = true;
       this.frameReceived = count;
@@ -110,7 +138,7 @@ export class MessageReader implements FrameHandler {
     this.reserve(count);
     const buffer = this.buffer!;
     data.copy(buffer, this.messageSize, start, end);
-    if (this.messageOpcode === Opcode.TEXT && !this.validator.write(buffer, this.messageSize, this.messageSize + count)) {
+    if (this.messageOpcode === Opcode.TEXT && !this.compressed && !this.validator.write(buffer, this.messageSize, this.messageSize + count)) {
       return this.parser.fail(CloseCode.INVALID_PAYLOAD, 'invalid UTF-8 in a text message');
     }
     this.messageSize += count;
@@ -129,17 +157,40 @@ export class MessageReader implements FrameHandler {
     const size = this.messageSize;
     const buffer = this.buffer;
     const delivered = this.deliveredDirectly;
+    const compressed = this.compressed;
     this.messageOpcode = 0;
     this.messageSize = 0;
     this.buffer = null;
     this.deliveredDirectly = false;
+    this.compressed = false;
     if (delivered) return;
+    if (compressed) return this.inflate(opcode, buffer === null ? new Uint8Array(0) : buffer.subarray(0, size));
     if (opcode === Opcode.TEXT) {
       if (!this.validator.finish()) return this.parser.fail(CloseCode.INVALID_PAYLOAD, 'text message ends inside a UTF-8 sequence');
       this.sink.onText(buffer === null ? '' : buffer.toString('utf8', 0, size));
     } else {
       this.sink.onBinary(exactBytes(buffer, size));
     }
+  }
+
+  /** RFC 7692 §7.2.2: inflate the whole message; nothing after it is parsed until it is done. */
+  private inflate(opcode: number, data: Uint8Array): void {
+    this.parser.suspend();
+    this.deflate!.decompress(data, (error, result) => {
+      if (this.parser.stopped) return;
+      if (error !== null) {
+        const code = error instanceof InflateLimitError ? CloseCode.MESSAGE_TOO_BIG : CloseCode.INVALID_PAYLOAD;
+        this.parser.fail(code, error instanceof InflateLimitError ? error.message : `invalid compressed data: ${error.message}`);
+      } else if (opcode === Opcode.TEXT) {
+        if (isUtf8(result!)) this.sink.onText(result!.toString('utf8'));
+        else this.parser.fail(CloseCode.INVALID_PAYLOAD, 'invalid UTF-8 in a text message');
+      } else {
+        this.sink.onBinary(exactBytes(result, result!.length));
+      }
+      if (!this.parser.stopped) this.parser.resume();
+      this.reportError();
+      if (!this.parser.stopped && !this.parser.suspended) this.sink.onReadResumed();
+    });
   }
 
   private onControlFrame(opcode: number, payload: Uint8Array): void {

@@ -1,0 +1,377 @@
+// RFC 7692 permessage-deflate: negotiation, and bounded, ordered compression with node:zlib.
+import zlib from 'node:zlib';
+import { parseExtensions, serializeExtension, type ExtensionOffer } from './extensions.js';
+
+export const PERMESSAGE_DEFLATE = 'permessage-deflate';
+/** RFC 7692 §7.1.2: window sizes are 2^8 to 2^15 bytes. */
+export const MIN_WINDOW_BITS = 8;
+export const MAX_WINDOW_BITS = 15;
+/** RFC 7692 §7.2.1: the tail of a sync flush, removed when sending and restored when receiving. */
+export const DEFLATE_TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+/** Messages shorter than this many bytes are sent uncompressed by default. */
+export const DEFAULT_DEFLATE_THRESHOLD = 1024;
+/** zlib jobs (one message each) running at once across all connections of the process. */
+export const DEFAULT_ZLIB_CONCURRENCY = 10;
+
+export interface PerMessageDeflateOptions {
+  /** Ask (client) or require (server) that the server resets its compression context per message. */
+  serverNoContextTakeover?: boolean;
+  /** Ask (client) or require (server) that the client resets its compression context per message. */
+  clientNoContextTakeover?: boolean;
+  /** Largest server window, 8–15. */
+  serverMaxWindowBits?: number;
+  /**
+   * Client: offer client_max_window_bits with this value, or without one when true (the default,
+   * as browsers do). Server: the largest client window it accepts to inflate, 8–15.
+   */
+  clientMaxWindowBits?: number | boolean;
+  /** Messages shorter than this are sent uncompressed. Default 1024 bytes. */
+  threshold?: number;
+  /** zlib compression level, 0–9. Default zlib's (6). */
+  level?: number;
+  /** zlib memLevel, 1–9: memory per compressor against ratio. Default 8. */
+  memLevel?: number;
+}
+
+/** What was agreed for one connection, seen from this endpoint. */
+export interface DeflateParams {
+  /** Our compressor resets after each message. */
+  sendNoContextTakeover: boolean;
+  sendMaxWindowBits: number;
+  /** The peer resets after each message, so our inflater may too. */
+  receiveNoContextTakeover: boolean;
+  receiveMaxWindowBits: number;
+  threshold: number;
+  level: number | undefined;
+  memLevel: number | undefined;
+}
+
+export class NegotiationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NegotiationError';
+  }
+}
+
+function checkWindowBits(value: unknown, name: string): void {
+  if (value !== undefined && (!Number.isInteger(value) || (value as number) < MIN_WINDOW_BITS || (value as number) > MAX_WINDOW_BITS)) {
+    throw new RangeError(`${name} must be an integer from ${MIN_WINDOW_BITS} to ${MAX_WINDOW_BITS}`);
+  }
+}
+
+/** Validates user options (true means all defaults, false or undefined means off). */
+export function normalizeDeflateOptions(value: unknown, name: string): PerMessageDeflateOptions | null {
+  if (value === undefined || value === false) return null;
+  if (value === true) return {};
+  if (typeof value !== 'object' || value === null) throw new TypeError(`${name} must be a boolean or an options object`);
+  const options = value as PerMessageDeflateOptions;
+  checkWindowBits(options.serverMaxWindowBits, 'serverMaxWindowBits');
+  if (typeof options.clientMaxWindowBits !== 'boolean') checkWindowBits(options.clientMaxWindowBits, 'clientMaxWindowBits');
+  if (options.threshold !== undefined && !(typeof options.threshold === 'number' && options.threshold >= 0)) {
+    throw new RangeError('threshold must be a number of bytes, at least 0');
+  }
+  if (options.level !== undefined && !(Number.isInteger(options.level) && options.level >= 0 && options.level <= 9)) {
+    throw new RangeError('level must be an integer from 0 to 9');
+  }
+  if (options.memLevel !== undefined && !(Number.isInteger(options.memLevel) && options.memLevel >= 1 && options.memLevel <= 9)) {
+    throw new RangeError('memLevel must be an integer from 1 to 9');
+  }
+  return { ...options };
+}
+
+/** The client's offer (RFC 7692 §5): by default `permessage-deflate; client_max_window_bits`. */
+export function clientOffer(options: PerMessageDeflateOptions): string {
+  const params: ExtensionOffer['params'] = [];
+  if (options.serverNoContextTakeover) params.push(['server_no_context_takeover', true]);
+  if (options.clientNoContextTakeover) params.push(['client_no_context_takeover', true]);
+  if (options.serverMaxWindowBits !== undefined) params.push(['server_max_window_bits', String(options.serverMaxWindowBits)]);
+  const clientBits = options.clientMaxWindowBits ?? true;
+  if (clientBits !== false) params.push(['client_max_window_bits', clientBits === true ? true : String(clientBits)]);
+  return serializeExtension({ name: PERMESSAGE_DEFLATE, params });
+}
+
+/** RFC 7692 §7.1.2: a window size value is 1*DIGIT from 8 to 15 (quotes already removed). */
+function windowBitsValue(value: string | true): number | null {
+  if (value === true || !/^[0-9]{1,2}$/.test(value)) return null;
+  const bits = Number(value);
+  return bits >= MIN_WINDOW_BITS && bits <= MAX_WINDOW_BITS && String(bits) === value ? bits : null;
+}
+
+type ParamMap = Map<string, string | true>;
+
+/** Parameters of one permessage-deflate element; duplicates and unknown names are errors (§5). */
+function paramsOf(offer: ExtensionOffer): ParamMap | string {
+  const params: ParamMap = new Map();
+  for (const [name, value] of offer.params) {
+    if (params.has(name)) return `duplicate parameter ${name}`;
+    if (!['server_no_context_takeover', 'client_no_context_takeover', 'server_max_window_bits', 'client_max_window_bits'].includes(name)) {
+      return `unknown parameter ${name}`;
+    }
+    params.set(name, value);
+  }
+  return params;
+}
+
+/**
+ * The client checks the server's Sec-WebSocket-Extensions (RFC 7692 §5, §7.1): only what it
+ * offered, once, with valid parameters. Returns null when the server declined permessage-deflate.
+ */
+export function acceptServerResponse(header: string, options: PerMessageDeflateOptions | null): DeflateParams | null {
+  let elements: ExtensionOffer[];
+  try {
+    elements = parseExtensions(header);
+  } catch (error) {
+    throw new NegotiationError(`malformed Sec-WebSocket-Extensions: ${(error as Error).message}`);
+  }
+  if (elements.length === 0) return null;
+  if (options === null) throw new NegotiationError(`server selected an extension that was not offered: ${header}`);
+  const element = elements[0]!;
+  if (elements.length > 1 || element.name !== PERMESSAGE_DEFLATE) {
+    throw new NegotiationError(`server selected an extension that was not offered: ${header}`);
+  }
+  const params = paramsOf(element);
+  if (typeof params === 'string') throw new NegotiationError(`invalid permessage-deflate response: ${params}`);
+  for (const name of ['server_no_context_takeover', 'client_no_context_takeover']) {
+    if (params.has(name) && params.get(name) !== true) throw new NegotiationError(`${name} takes no value`);
+  }
+  if (options.serverNoContextTakeover && !params.has('server_no_context_takeover')) {
+    throw new NegotiationError('server ignored the offered server_no_context_takeover');
+  }
+  let receiveMaxWindowBits = MAX_WINDOW_BITS;
+  if (params.has('server_max_window_bits')) {
+    const bits = windowBitsValue(params.get('server_max_window_bits')!);
+    if (bits === null) throw new NegotiationError('invalid server_max_window_bits');
+    if (options.serverMaxWindowBits !== undefined && bits > options.serverMaxWindowBits) {
+      throw new NegotiationError('server_max_window_bits larger than offered');
+    }
+    receiveMaxWindowBits = bits;
+  } else if (options.serverMaxWindowBits !== undefined) {
+    throw new NegotiationError('server ignored the offered server_max_window_bits');
+  }
+  let sendMaxWindowBits = MAX_WINDOW_BITS;
+  const offeredClientBits = options.clientMaxWindowBits ?? true;
+  if (params.has('client_max_window_bits')) {
+    // RFC 7692 §7.1.2.2: only if offered, and always with a value in the response.
+    if (offeredClientBits === false) throw new NegotiationError('client_max_window_bits in the response was not offered');
+    const bits = windowBitsValue(params.get('client_max_window_bits')!);
+    if (bits === null) throw new NegotiationError('invalid client_max_window_bits');
+    if (typeof offeredClientBits === 'number' && bits > offeredClientBits) throw new NegotiationError('client_max_window_bits larger than offered');
+    sendMaxWindowBits = bits;
+  } else if (typeof offeredClientBits === 'number') {
+    sendMaxWindowBits = offeredClientBits;
+  }
+  return {
+    sendNoContextTakeover: params.has('client_no_context_takeover') || options.clientNoContextTakeover === true,
+    sendMaxWindowBits,
+    receiveNoContextTakeover: params.has('server_no_context_takeover'),
+    receiveMaxWindowBits,
+    threshold: options.threshold ?? DEFAULT_DEFLATE_THRESHOLD,
+    level: options.level,
+    memLevel: options.memLevel,
+  };
+}
+
+/**
+ * The server picks the first acceptable permessage-deflate offer (RFC 7692 §5: offers with unknown,
+ * duplicate or invalid parameters are declined, not fatal) and builds its response.
+ */
+export function acceptClientOffers(header: string | undefined, options: PerMessageDeflateOptions): { response: string; params: DeflateParams } | null {
+  if (header === undefined) return null;
+  let elements: ExtensionOffer[];
+  try {
+    elements = parseExtensions(header);
+  } catch {
+    return null;
+  }
+  for (const element of elements) {
+    if (element.name !== PERMESSAGE_DEFLATE) continue;
+    const params = paramsOf(element);
+    if (typeof params === 'string') continue;
+    if ([params.get('server_no_context_takeover'), params.get('client_no_context_takeover')].some((v) => v !== undefined && v !== true)) continue;
+    let serverBits: number | null = null;
+    if (params.has('server_max_window_bits')) {
+      serverBits = windowBitsValue(params.get('server_max_window_bits')!);
+      if (serverBits === null) continue;
+    }
+    let clientBits: number | true | null = null;
+    if (params.has('client_max_window_bits')) {
+      const raw = params.get('client_max_window_bits')!;
+      clientBits = raw === true ? true : windowBitsValue(raw);
+      if (clientBits === null) continue;
+    }
+    const response: ExtensionOffer['params'] = [];
+    const sendNoContextTakeover = params.has('server_no_context_takeover') || options.serverNoContextTakeover === true;
+    if (sendNoContextTakeover) response.push(['server_no_context_takeover', true]);
+    const receiveNoContextTakeover = params.has('client_no_context_takeover') || options.clientNoContextTakeover === true;
+    if (receiveNoContextTakeover) response.push(['client_no_context_takeover', true]);
+    let sendMaxWindowBits = MAX_WINDOW_BITS;
+    if (serverBits !== null || options.serverMaxWindowBits !== undefined) {
+      sendMaxWindowBits = Math.min(serverBits ?? MAX_WINDOW_BITS, options.serverMaxWindowBits ?? MAX_WINDOW_BITS);
+      response.push(['server_max_window_bits', String(sendMaxWindowBits)]);
+    }
+    let receiveMaxWindowBits = MAX_WINDOW_BITS;
+    const wantedClientBits = typeof options.clientMaxWindowBits === 'number' ? options.clientMaxWindowBits : null;
+    if (clientBits !== null) {
+      receiveMaxWindowBits = Math.min(clientBits === true ? MAX_WINDOW_BITS : clientBits, wantedClientBits ?? MAX_WINDOW_BITS);
+      if (wantedClientBits !== null) response.push(['client_max_window_bits', String(receiveMaxWindowBits)]);
+    }
+    return {
+      response: serializeExtension({ name: PERMESSAGE_DEFLATE, params: response }),
+      params: {
+        sendNoContextTakeover,
+        sendMaxWindowBits,
+        receiveNoContextTakeover,
+        receiveMaxWindowBits,
+        threshold: options.threshold ?? DEFAULT_DEFLATE_THRESHOLD,
+        level: options.level,
+        memLevel: options.memLevel,
+      },
+    };
+  }
+  return null;
+}
+
+/**
+ * Runs zlib jobs with bounded concurrency across the whole process, so thousands of connections
+ * cannot flood the threadpool or hold thousands of half-done buffers at once. Jobs of one
+ * connection are also serialized by that connection, which keeps its messages in order.
+ */
+class ZlibLimiter {
+  private running = 0;
+  private readonly queue: Array<() => void> = [];
+
+  constructor(readonly concurrency: number) {}
+
+  run(job: (done: () => void) => void): void {
+    if (this.running < this.concurrency) {
+      this.running++;
+      job(this.done);
+    } else {
+      this.queue.push(() => job(this.done));
+    }
+  }
+
+  private readonly done = (): void => {
+    const next = this.queue.shift();
+    if (next !== undefined) next();
+    else this.running--;
+  };
+}
+
+const limiter = new ZlibLimiter(DEFAULT_ZLIB_CONCURRENCY);
+
+export class InflateLimitError extends Error {
+  constructor(readonly limit: number) {
+    super(`inflated message larger than maxPayload (${limit} bytes)`);
+    this.name = 'InflateLimitError';
+  }
+}
+
+/** One connection's compression state: a lazily created deflater and inflater. */
+export class PerMessageDeflate {
+  private deflater: zlib.DeflateRaw | null = null;
+  private inflater: zlib.InflateRaw | null = null;
+  private closed = false;
+
+  constructor(
+    readonly params: DeflateParams,
+    private readonly maxPayload: number,
+  ) {}
+
+  /**
+   * Inflates one whole message (its compressed frames' payloads concatenated). Stops as soon as
+   * the output passes maxPayload, so a bomb never allocates more than the limit.
+   */
+  decompress(data: Uint8Array, callback: (error: Error | null, result: Buffer | null) => void): void {
+    limiter.run((done) => {
+      if (this.closed) {
+        done();
+        return callback(new Error('connection closed'), null);
+      }
+      const inflater = (this.inflater ??= zlib.createInflateRaw({ windowBits: MAX_WINDOW_BITS }));
+      const chunks: Buffer[] = [];
+      let total = 0;
+      let finished = false;
+      const finish = (error: Error | null): void => {
+        if (finished) return;
+        finished = true;
+        inflater.removeListener('data', onData);
+        inflater.removeListener('error', finish);
+        done();
+        if (error !== null) {
+          // This context cannot be trusted again; the connection is being failed anyway.
+          this.inflater = null;
+          inflater.on('error', () => {});
+          inflater.destroy();
+          return callback(error, null);
+        }
+        if (this.params.receiveNoContextTakeover) inflater.reset();
+        callback(null, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total));
+      };
+      const onData = (chunk: Buffer): void => {
+        total += chunk.length;
+        // Stop at once: a bomb must not be inflated past the limit, in memory or in CPU time.
+        if (total > this.maxPayload) finish(new InflateLimitError(this.maxPayload));
+        else chunks.push(chunk);
+      };
+      inflater.on('data', onData);
+      inflater.on('error', finish);
+      inflater.write(data);
+      inflater.write(DEFLATE_TRAILER);
+      inflater.flush(zlib.constants.Z_SYNC_FLUSH, () => finish(null));
+    });
+  }
+
+  /** Compresses one message; the result has the trailing 00 00 ff ff removed (RFC 7692 §7.2.1). */
+  compress(data: Uint8Array, callback: (error: Error | null, result: Buffer | null) => void): void {
+    limiter.run((done) => {
+      if (this.closed) {
+        done();
+        return callback(new Error('connection closed'), null);
+      }
+      const deflater = (this.deflater ??= zlib.createDeflateRaw({
+        windowBits: this.params.sendMaxWindowBits,
+        ...(this.params.level === undefined ? {} : { level: this.params.level }),
+        ...(this.params.memLevel === undefined ? {} : { memLevel: this.params.memLevel }),
+      }));
+      const chunks: Buffer[] = [];
+      let total = 0;
+      let failed: Error | null = null;
+      const onData = (chunk: Buffer): void => {
+        chunks.push(chunk);
+        total += chunk.length;
+      };
+      const onError = (error: Error): void => {
+        failed ??= error;
+      };
+      deflater.on('data', onData);
+      deflater.on('error', onError);
+      deflater.write(data);
+      deflater.flush(zlib.constants.Z_SYNC_FLUSH, () => {
+        deflater.removeListener('data', onData);
+        deflater.removeListener('error', onError);
+        done();
+        if (failed !== null) return callback(failed, null);
+        if (this.params.sendNoContextTakeover) deflater.reset();
+        let result = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+        // A sync flush always ends with the empty stored block 00 00 ff ff.
+        if (result.length >= 4 && result.subarray(-4).equals(DEFLATE_TRAILER)) result = result.subarray(0, result.length - 4);
+        callback(null, result);
+      });
+    });
+  }
+
+  /** Releases zlib's memory; pending jobs report an error. */
+  close(): void {
+    this.closed = true;
+    for (const stream of [this.deflater, this.inflater]) {
+      if (stream !== null) {
+        stream.on('error', () => {});
+        stream.close();
+      }
+    }
+    this.deflater = null;
+    this.inflater = null;
+  }
+}
+
