@@ -64,6 +64,9 @@ export class Connection implements MessageSink {
    */
   private readonly outQueue: Array<(next: () => void) => void> = [];
   private outBusy = false;
+  /** The socket ended or closed while parsing waited for an inflate. */
+  private endPending = false;
+  private closePending = false;
 
   constructor(
     readonly socket: ConnectionSocket,
@@ -257,6 +260,15 @@ export class Connection implements MessageSink {
   }
 
   onReadResumed(): void {
+    if (this.endPending) {
+      this.endPending = false;
+      this.onSocketEnd();
+    }
+    if (this.closePending) {
+      this.closePending = false;
+      this.onSocketClose();
+      return;
+    }
     this.updateReading();
   }
 
@@ -289,6 +301,7 @@ export class Connection implements MessageSink {
 
   private sendClose(code: number | null, reason: string): void {
     this.closeSent = true;
+    this.reader.discardMessages = true;
     const frame = encodeFrame(Opcode.CLOSE, encodeClosePayload(code, reason), { masked: this.masked });
     this.writeControl(frame, (error) => {
       if (error == null && !this.socket.destroyed) this.closeFlushed = true;
@@ -313,6 +326,11 @@ export class Connection implements MessageSink {
   };
 
   private readonly onSocketEnd = (): void => {
+    // Bytes read before the FIN may still wait behind an inflate: handle the end after them.
+    if (this.reader.busy) {
+      this.endPending = true;
+      return;
+    }
     if (this.received === null) {
       // The connection is lost: nothing queued can be delivered meaningfully, and a peer that
       // stopped reading would keep socket.end() from ever finishing.
@@ -326,6 +344,11 @@ export class Connection implements MessageSink {
 
   private readonly onSocketClose = (): void => {
     if (this.state === 'closed') return;
+    // As for the FIN: a close frame may already be read but still wait behind an inflate.
+    if (this.reader.busy) {
+      this.closePending = true;
+      return;
+    }
     this.state = 'closed';
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
     this.closeTimer = null;

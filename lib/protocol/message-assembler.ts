@@ -57,6 +57,8 @@ export class MessageReader implements FrameHandler {
   private compressed = false;
   private readonly deflate: PerMessageDeflate | null;
   private errorReported = false;
+  /** Set once our close frame is out: data messages are dropped, so compressed ones are not inflated. */
+  discardMessages = false;
 
   // The control frame in progress.
   private control: Uint8Array | null = null;
@@ -175,22 +177,27 @@ export class MessageReader implements FrameHandler {
 
   /** RFC 7692 §7.2.2: inflate the whole message; nothing after it is parsed until it is done. */
   private inflate(opcode: number, data: Uint8Array): void {
+    // Messages that will be dropped need no inflating (and no later message needs this context).
+    if (this.discardMessages) return;
     this.parser.suspend();
     this.deflate!.decompress(data, (error, result) => {
-      if (this.parser.stopped) return;
-      if (error !== null) {
-        const code = error instanceof InflateLimitError ? CloseCode.MESSAGE_TOO_BIG : CloseCode.INVALID_PAYLOAD;
-        this.parser.fail(code, error instanceof InflateLimitError ? error.message : `invalid compressed data: ${error.message}`);
-      } else if (opcode === Opcode.TEXT) {
-        if (isUtf8(result!)) this.sink.onText(result!.toString('utf8'));
-        else this.parser.fail(CloseCode.INVALID_PAYLOAD, 'invalid UTF-8 in a text message');
-      } else {
-        this.sink.onBinary(exactBytes(result, result!.length));
-      }
-      if (!this.parser.stopped) this.parser.resume();
+      if (!this.parser.stopped) this.deliverInflated(opcode, error, result);
+      this.parser.resume();
       this.reportError();
-      if (!this.parser.stopped && !this.parser.suspended) this.sink.onReadResumed();
+      if (!this.parser.suspended) this.sink.onReadResumed();
     });
+  }
+
+  private deliverInflated(opcode: number, error: Error | null, result: Buffer | null): void {
+    if (error !== null) {
+      if (error instanceof InflateLimitError) this.parser.fail(CloseCode.MESSAGE_TOO_BIG, error.message);
+      else this.parser.fail(CloseCode.INVALID_PAYLOAD, `invalid compressed data: ${error.message}`);
+    } else if (opcode === Opcode.TEXT) {
+      if (isUtf8(result!)) this.sink.onText(result!.toString('utf8'));
+      else this.parser.fail(CloseCode.INVALID_PAYLOAD, 'invalid UTF-8 in a text message');
+    } else {
+      this.sink.onBinary(exactBytes(result, result!.length));
+    }
   }
 
   private onControlFrame(opcode: number, payload: Uint8Array): void {

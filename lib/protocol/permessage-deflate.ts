@@ -272,6 +272,8 @@ export class PerMessageDeflate {
   private deflater: zlib.DeflateRaw | null = null;
   private inflater: zlib.InflateRaw | null = null;
   private closed = false;
+  /** Jobs on the threadpool; close() settles them, since a closed stream may never call back. */
+  private readonly running = new Set<(error: Error) => void>();
 
   constructor(
     readonly params: DeflateParams,
@@ -289,36 +291,17 @@ export class PerMessageDeflate {
         return callback(new Error('connection closed'), null);
       }
       const inflater = (this.inflater ??= zlib.createInflateRaw({ windowBits: MAX_WINDOW_BITS }));
-      const chunks: Buffer[] = [];
-      let total = 0;
-      let finished = false;
-      const finish = (error: Error | null): void => {
-        if (finished) return;
-        finished = true;
-        inflater.removeListener('data', onData);
-        inflater.removeListener('error', finish);
+      this.process(inflater, [data, DEFLATE_TRAILER], this.maxPayload, (error, result) => {
         done();
         if (error !== null) {
-          // This context cannot be trusted again; the connection is being failed anyway.
-          this.inflater = null;
-          inflater.on('error', () => {});
-          inflater.destroy();
-          return callback(error, null);
+          // A failed context cannot be used again; the connection is being failed anyway.
+          if (this.inflater === inflater) this.inflater = null;
+          if (!this.closed) closeStream(inflater);
+        } else if (this.params.receiveNoContextTakeover) {
+          inflater.reset();
         }
-        if (this.params.receiveNoContextTakeover) inflater.reset();
-        callback(null, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total));
-      };
-      const onData = (chunk: Buffer): void => {
-        total += chunk.length;
-        // Stop at once: a bomb must not be inflated past the limit, in memory or in CPU time.
-        if (total > this.maxPayload) finish(new InflateLimitError(this.maxPayload));
-        else chunks.push(chunk);
-      };
-      inflater.on('data', onData);
-      inflater.on('error', finish);
-      inflater.write(data);
-      inflater.write(DEFLATE_TRAILER);
-      inflater.flush(zlib.constants.Z_SYNC_FLUSH, () => finish(null));
+        callback(error, result);
+      });
     });
   }
 
@@ -334,44 +317,65 @@ export class PerMessageDeflate {
         ...(this.params.level === undefined ? {} : { level: this.params.level }),
         ...(this.params.memLevel === undefined ? {} : { memLevel: this.params.memLevel }),
       }));
-      const chunks: Buffer[] = [];
-      let total = 0;
-      let failed: Error | null = null;
-      const onData = (chunk: Buffer): void => {
-        chunks.push(chunk);
-        total += chunk.length;
-      };
-      const onError = (error: Error): void => {
-        failed ??= error;
-      };
-      deflater.on('data', onData);
-      deflater.on('error', onError);
-      deflater.write(data);
-      deflater.flush(zlib.constants.Z_SYNC_FLUSH, () => {
-        deflater.removeListener('data', onData);
-        deflater.removeListener('error', onError);
+      this.process(deflater, [data], null, (error, result) => {
         done();
-        if (failed !== null) return callback(failed, null);
+        if (error !== null) {
+          if (this.deflater === deflater) this.deflater = null;
+          if (!this.closed) closeStream(deflater);
+          return callback(error, null);
+        }
         if (this.params.sendNoContextTakeover) deflater.reset();
-        let result = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
         // A sync flush always ends with the empty stored block 00 00 ff ff.
-        if (result.length >= 4 && result.subarray(-4).equals(DEFLATE_TRAILER)) result = result.subarray(0, result.length - 4);
-        callback(null, result);
+        const trimmed = result!.length >= 4 && result!.subarray(-4).equals(DEFLATE_TRAILER) ? result!.subarray(0, -4) : result!;
+        callback(null, trimmed);
       });
     });
   }
 
-  /** Releases zlib's memory; pending jobs report an error. */
+  /**
+   * Feeds `input` to a zlib stream and sync-flushes it; reports the output once. With `limit`, it
+   * stops at once when the output passes the limit: a bomb costs neither memory nor CPU past it.
+   * Once the connection is closed it reports an error and never touches the stream again.
+   */
+  private process(stream: zlib.DeflateRaw | zlib.InflateRaw, input: Uint8Array[], limit: number | null, report: (error: Error | null, result: Buffer | null) => void): void {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let finished = false;
+    const finish = (error: Error | null | undefined): void => {
+      if (finished) return;
+      finished = true;
+      this.running.delete(finish);
+      stream.removeListener('data', onData);
+      stream.removeListener('error', finish);
+      if (this.closed) return report(new Error('connection closed'), null);
+      if (error) return report(error, null);
+      report(null, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total));
+    };
+    const onData = (chunk: Buffer): void => {
+      total += chunk.length;
+      if (limit !== null && total > limit) finish(new InflateLimitError(limit));
+      else chunks.push(chunk);
+    };
+    this.running.add(finish);
+    stream.on('data', onData);
+    stream.on('error', finish);
+    for (const piece of input) stream.write(piece);
+    stream.flush(zlib.constants.Z_SYNC_FLUSH, () => finish(null));
+  }
+
+  /** Releases zlib's memory; jobs still running report an error. */
   close(): void {
+    if (this.closed) return;
     this.closed = true;
-    for (const stream of [this.deflater, this.inflater]) {
-      if (stream !== null) {
-        stream.on('error', () => {});
-        stream.close();
-      }
-    }
+    for (const finish of [...this.running]) finish(new Error('connection closed'));
+    if (this.deflater !== null) closeStream(this.deflater);
+    if (this.inflater !== null) closeStream(this.inflater);
     this.deflater = null;
     this.inflater = null;
   }
 }
 
+function closeStream(stream: zlib.DeflateRaw | zlib.InflateRaw): void {
+  stream.on('error', () => {});
+  stream.close();
+}

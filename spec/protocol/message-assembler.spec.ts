@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { MessageReader, allocateBytes, type MessageReaderOptions, type MessageSink } from '../../lib/protocol/message-assembler.js';
+import type { ProtocolError } from '../../lib/protocol/frame-parser.js';
 import {
   buildFrame,
   chunkings,
@@ -21,6 +22,12 @@ type SinkEvent =
 
 class SinkRecorder implements MessageSink {
   readonly events: SinkEvent[] = [];
+  /** Protocol errors reported through the sink; the tests read the parser's error, which must agree. */
+  readonly errors: ProtocolError[] = [];
+  onProtocolError(error: ProtocolError): void {
+    this.errors.push(error);
+  }
+  onReadResumed(): void {}
   onText(text: string): void {
     this.events.push({ type: 'text', text });
   }
@@ -64,6 +71,9 @@ function read(chunks: readonly Buffer[], options: MessageReaderOptions): ReadRes
   const sink = new SinkRecorder();
   const reader = new MessageReader(sink, options);
   for (const chunk of chunks) reader.push(chunk);
+  // The sink hears of an error exactly once, and it is the parser's.
+  expect(sink.errors.length).to.equal(reader.parser.error === null ? 0 : 1);
+  if (reader.parser.error !== null) expect(sink.errors[0]).to.equal(reader.parser.error);
   return { events: sink.events, errorCode: reader.parser.error?.closeCode ?? null, reader };
 }
 
