@@ -1,7 +1,7 @@
 // One WebSocket connection over one socket, after the opening handshake: OPEN → CLOSING → CLOSED.
 import type { Duplex } from 'node:stream';
 import { encodeClosePayload } from './protocol/close.js';
-import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PAYLOAD, Opcode } from './protocol/constants.js';
+import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PAYLOAD, MAX_QUEUED_PONG_BYTES, Opcode } from './protocol/constants.js';
 import { encodeFrame, encodeTextFrame } from './protocol/frame-encoder.js';
 import type { ProtocolError, Role } from './protocol/frame-parser.js';
 import { MessageReader, type MessageSink } from './protocol/message-assembler.js';
@@ -15,6 +15,15 @@ export interface ConnectionOptions {
   closeTimeout?: number;
   /** permessage-deflate parameters, when the handshake negotiated it. */
   deflate?: DeflateParams | null;
+  /** Ping the peer every `interval` ms; no pong within `timeout` ms means the connection is lost. */
+  heartbeat?: HeartbeatOptions | null;
+}
+
+export interface HeartbeatOptions {
+  /** Milliseconds between pings. */
+  interval: number;
+  /** Milliseconds to wait for a pong before the connection is dropped (closes as 1006). Default: interval. */
+  timeout?: number;
 }
 
 /** How a connection ended. */
@@ -47,6 +56,8 @@ export class Connection implements MessageSink {
   private readonly masked: boolean;
   private readonly closeTimeout: number;
   private closeTimer: NodeJS.Timeout | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private pongTimer: NodeJS.Timeout | null = null;
   private started = false;
   /** The reader wants no more messages for now (readable backpressure). */
   private paused = false;
@@ -91,7 +102,24 @@ export class Connection implements MessageSink {
     this.socket.on('data', this.onData);
     if (head.length > 0) this.onData(head);
     this.updateReading();
+    const heartbeat = this.options.heartbeat;
+    if (heartbeat && this.state === 'open') this.heartbeatTimer = setInterval(this.beat, heartbeat.interval);
   }
+
+  /**
+   * One heartbeat: a ping, and a deadline for its pong. While reading is paused by backpressure a
+   * pong could not be seen, so no ping is sent then: a slow reader is not a dead peer.
+   */
+  private readonly beat = (): void => {
+    if (this.state !== 'open' || this.pongTimer !== null || this.reader.busy || this.paused) return;
+    this.writeControl(encodeFrame(Opcode.PING, Buffer.alloc(0), { masked: this.masked }));
+    const timeout = this.options.heartbeat!.timeout ?? this.options.heartbeat!.interval;
+    this.pongTimer = setTimeout(() => {
+      this.pongTimer = null;
+      this.failure ??= new Error(`no pong within ${timeout} ms: the connection is lost`);
+      this.socket.destroy();
+    }, timeout);
+  };
 
   /** Readable backpressure: stop reading from the socket while the reader's queue is full. */
   pause(): void {
@@ -235,11 +263,18 @@ export class Connection implements MessageSink {
 
   onPing(payload: Uint8Array): void {
     // RFC 6455 §5.5.2: answer with a pong carrying the same payload, unless we are done sending.
-    if (!this.closeSent) this.writeControl(encodeFrame(Opcode.PONG, payload, { masked: this.masked }));
+    // A peer that floods pings without reading our pongs gets no more of them once that many bytes
+    // wait in the socket (§5.5.3 allows answering only the most recent ping).
+    if (this.closeSent || this.socket.writableLength > MAX_QUEUED_PONG_BYTES) return;
+    this.writeControl(encodeFrame(Opcode.PONG, payload, { masked: this.masked }));
   }
 
   onPong(): void {
-    // RFC 6455 §5.5.3: an unsolicited pong needs no answer.
+    // RFC 6455 §5.5.3: an unsolicited pong needs no answer; any pong proves the peer alive.
+    if (this.pongTimer !== null) {
+      clearTimeout(this.pongTimer);
+      this.pongTimer = null;
+    }
   }
 
   onClose(code: number | null, reason: string): void {
@@ -308,7 +343,16 @@ export class Connection implements MessageSink {
     });
   }
 
+  private stopHeartbeat(): void {
+    if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
+    if (this.pongTimer !== null) clearTimeout(this.pongTimer);
+    this.heartbeatTimer = null;
+    this.pongTimer = null;
+  }
+
   private startCloseTimer(): void {
+    // The closing handshake has its own timer; the heartbeat has nothing left to check.
+    this.stopHeartbeat();
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
     this.closeTimer = setTimeout(() => {
       this.closeTimer = null;
@@ -352,6 +396,7 @@ export class Connection implements MessageSink {
     this.state = 'closed';
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
     this.closeTimer = null;
+    this.stopHeartbeat();
     this.socket.off('data', this.onData);
     this.deflate?.close();
     if (this.received === null) this.failure ??= new Error('the connection closed without a close frame');

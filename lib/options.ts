@@ -19,3 +19,19 @@ export function timeoutOption(value: unknown, name: string, fallback: number): n
   }
   return ms;
 }
+
+export interface HeartbeatOption {
+  interval: number;
+  timeout?: number;
+}
+
+/** `heartbeat`: off when undefined; else an interval and an optional pong timeout, in ms. */
+export function heartbeatOption(value: unknown): HeartbeatOption | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'object') throw new TypeError('heartbeat must be an object: { interval, timeout? }');
+  const { interval, timeout } = value as { interval?: unknown; timeout?: unknown };
+  if (interval === undefined) throw new TypeError('heartbeat.interval is required');
+  const result: HeartbeatOption = { interval: timeoutOption(interval, 'heartbeat.interval', 0) };
+  if (timeout !== undefined) result.timeout = timeoutOption(timeout, 'heartbeat.timeout', 0);
+  return result;
+}

@@ -15,7 +15,7 @@ import {
   DEFAULT_MAX_PAYLOAD,
   MAX_CLOSE_REASON_BYTES,
 } from './protocol/constants.js';
-import { positiveNumber, timeoutOption } from './options.js';
+import { heartbeatOption, positiveNumber, timeoutOption } from './options.js';
 import { utf8ByteLength } from './protocol/utf8.js';
 import { Session, type SessionOptions, type WebSocketClosedInfo } from './streams.js';
 import { toDictionary, toUSVString } from './webidl.js';
@@ -50,6 +50,8 @@ export interface ServerHandshakeOptions {
   readableHighWaterMark?: number;
   /** Accept permessage-deflate offers (RFC 7692). Off by default, like ws; true or an options object turns it on. */
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
+  /** Ping every client every `interval` ms; no pong within `timeout` ms drops it (1006). Off by default. */
+  heartbeat?: { interval: number; timeout?: number };
 }
 
 export interface WebSocketStreamServerOptions extends ServerHandshakeOptions {
@@ -171,6 +173,8 @@ function sessionOptionsOf(options: ServerHandshakeOptions): SessionOptions {
     closeTimeout: options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
   };
   if (options.readableHighWaterMark !== undefined) sessionOptions.readableHighWaterMark = options.readableHighWaterMark;
+  const heartbeat = heartbeatOption(options.heartbeat);
+  if (heartbeat !== null) sessionOptions.heartbeat = heartbeat;
   return sessionOptions;
 }
 
@@ -414,6 +418,7 @@ function checkServerOptions(options: WebSocketStreamServerOptions): WebSocketStr
   for (const name of ['handshakeTimeout', 'closeTimeout'] as const) timeoutOption(options[name], name, 1);
   if (options.readableHighWaterMark !== undefined) positiveNumber(options.readableHighWaterMark, 'readableHighWaterMark', 0, true);
   normalizeDeflateOptions(options.perMessageDeflate, 'perMessageDeflate');
+  heartbeatOption(options.heartbeat);
   if (options.protocols !== undefined && options.selectProtocol !== undefined) {
     throw new TypeError('give either protocols or selectProtocol, not both');
   }

@@ -4,7 +4,7 @@ import { ClientHandshake } from './handshake/client.js';
 import { isToken, isValidHeaderValue } from './handshake/http.js';
 import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKE_HEAD, DEFAULT_MAX_PAYLOAD } from './protocol/constants.js';
 import { Session, type SessionOptions, type WebSocketClosedInfo, type WebSocketOpenInfo } from './streams.js';
-import { positiveNumber, timeoutOption } from './options.js';
+import { heartbeatOption, positiveNumber, timeoutOption } from './options.js';
 import { normalizeDeflateOptions, type PerMessageDeflateOptions } from './protocol/permessage-deflate.js';
 import { toAbortSignal, toDictionary, toUSVString, toUSVStringSequence } from './webidl.js';
 import { validateCloseInfo, type WebSocketCloseInfo } from './websocket-error.js';
@@ -35,6 +35,11 @@ export interface WebSocketStreamOptions {
    * `permessage-deflate; client_max_window_bits`. false turns it off; an object sets parameters.
    */
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
+  /**
+   * Find half-open connections: ping every `interval` ms; no pong within `timeout` ms (default:
+   * the interval) drops the connection, and `closed` rejects with 1006. Off by default.
+   */
+  heartbeat?: { interval: number; timeout?: number };
 }
 
 /** Headers the handshake itself sets; a user value would break or forge it. */
@@ -96,6 +101,8 @@ export class WebSocketStream {
     }
     const handshakeTimeout = timeoutOption(dictionary.handshakeTimeout, 'handshakeTimeout', DEFAULT_HANDSHAKE_TIMEOUT);
     const maxHandshakeHead = positiveNumber(dictionary.maxHandshakeHead, 'maxHandshakeHead', DEFAULT_MAX_HANDSHAKE_HEAD);
+    const heartbeat = heartbeatOption(dictionary.heartbeat);
+    if (heartbeat !== null) sessionOptions.heartbeat = heartbeat;
     const rawDeflate = dictionary.perMessageDeflate;
     const perMessageDeflate = normalizeDeflateOptions(rawDeflate === undefined ? true : rawDeflate, 'perMessageDeflate');
 

@@ -65,3 +65,8 @@ export const DEFAULT_MAX_HANDSHAKE_HEAD = 16 * 1024;
  * spec-notes §5: a reader that does not read holds about one message or 1 MiB.
  */
 export const DEFAULT_READABLE_HIGH_WATER_MARK = 1024 * 1024;
+/**
+ * Pongs are not queued behind this many bytes waiting in the socket: a peer that sends pings and
+ * reads nothing cannot make us buffer without bound.
+ */
+export const MAX_QUEUED_PONG_BYTES = 1024 * 1024;
