@@ -105,11 +105,17 @@ async function accept(
 ): Promise<ServerWebSocketStream | null> {
   socket.on('error', () => {});
   const handshakeTimeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    refuse(socket, { status: 503, message: 'handshake timed out' });
-  }, handshakeTimeout);
+  let timer: NodeJS.Timeout | undefined;
+  // Every await below races this deadline: a verify() that never settles must not hold the
+  // handshake (and its place under maxConnections) open.
+  const expired = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(() => {
+      refuse(socket, { status: 503, message: 'handshake timed out' });
+      resolve(TIMED_OUT);
+    }, handshakeTimeout);
+  });
+  const beforeDeadline = <T>(work: () => T | Promise<T>): Promise<T | typeof TIMED_OUT> =>
+    Promise.race([Promise.resolve().then(work), expired]);
   try {
     const checked = checkUpgradeRequest(request);
     if (isRefusal(checked)) {
@@ -117,30 +123,27 @@ async function accept(
       return null;
     }
     if (options.verify !== undefined) {
-      let verdict: VerifyResult;
-      try {
-        verdict = await options.verify(request);
-      } catch {
-        verdict = { status: 500, message: 'verify failed' };
-      }
+      const verify = options.verify;
+      const verdict = await beforeDeadline(() => verify(request)).catch((): VerifyResult => ({ status: 500, message: 'verify failed' }));
+      if (verdict === TIMED_OUT) return null;
       if (verdict !== true) {
-        if (!timedOut) refuse(socket, verdict === false ? { status: 403 } : verdict);
+        refuse(socket, verdict === false ? { status: 403 } : verdict);
         return null;
       }
     }
-    let protocol = '';
-    try {
-      protocol = await chooseProtocol(checked.protocols, request, options);
-    } catch {
-      if (!timedOut) refuse(socket, { status: 500, message: 'selectProtocol failed' });
+    const protocol = await beforeDeadline(() => chooseProtocol(checked.protocols, request, options)).catch(() => null);
+    if (protocol === TIMED_OUT) return null;
+    if (protocol === null) {
+      refuse(socket, { status: 500, message: 'selectProtocol failed' });
       return null;
     }
-    const refusal = beforeAccept === undefined ? null : await beforeAccept();
+    const refusal = beforeAccept === undefined ? null : await beforeDeadline(beforeAccept);
+    if (refusal === TIMED_OUT) return null;
     if (refusal !== null) {
-      if (!timedOut) refuse(socket, refusal);
+      refuse(socket, refusal);
       return null;
     }
-    if (timedOut || socket.destroyed) return null;
+    if (socket.destroyed) return null;
     clearTimeout(timer);
     const deflateOptions = normalizeDeflateOptions(options.perMessageDeflate, 'perMessageDeflate');
     const deflate = deflateOptions === null ? null : acceptClientOffers(request.headers['sec-websocket-extensions'], deflateOptions);
@@ -153,6 +156,8 @@ async function accept(
     clearTimeout(timer);
   }
 }
+
+const TIMED_OUT = Symbol('timed out');
 
 async function chooseProtocol(offered: string[], request: IncomingMessage, options: ServerHandshakeOptions): Promise<string> {
   if (options.selectProtocol !== undefined) {
@@ -249,17 +254,26 @@ export class WebSocketStreamServer {
       this.#ownsServer = false;
       this.listening = Promise.resolve();
     } else {
-      const serverOptions = { maxHeaderSize: options.maxHandshakeHead ?? DEFAULT_MAX_HANDSHAKE_HEAD };
+      const handshakeTimeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
+      const serverOptions = {
+        maxHeaderSize: options.maxHandshakeHead ?? DEFAULT_MAX_HANDSHAKE_HEAD,
+        // node:http checks header and request timeouts only this often (30 s by default).
+        connectionsCheckingInterval: Math.min(1000, Math.max(50, handshakeTimeout / 4)),
+      };
       this.#httpServer = options.tls !== undefined ? https.createServer({ ...options.tls, ...serverOptions }) : http.createServer(serverOptions);
       this.#ownsServer = true;
       // Slow or never-finished request heads (slowloris) are cut off by node:http itself.
-      const handshakeTimeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
       this.#httpServer.headersTimeout = handshakeTimeout;
       this.#httpServer.requestTimeout = handshakeTimeout;
-      this.#httpServer.on('request', (_request, response) => {
-        const body = 'This is a WebSocket server: connect with a WebSocket client.\n';
-        response.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', Upgrade: 'websocket', Connection: 'Upgrade' });
-        response.end(body);
+      this.#httpServer.on('request', (request, response) => {
+        // node:http hands over as plain requests the upgrades whose Connection lacks "upgrade".
+        if (/\bwebsocket\b/i.test(request.headers.upgrade ?? '')) {
+          response.writeHead(400, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
+          response.end('Connection header does not hold "upgrade"\n');
+          return;
+        }
+        response.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', Upgrade: 'websocket', Connection: 'Upgrade, close' });
+        response.end('This is a WebSocket server: connect with a WebSocket client.\n');
       });
       this.listening = new Promise<void>((resolve, reject) => {
         this.#httpServer.once('error', reject);
@@ -370,7 +384,9 @@ export class WebSocketStreamServer {
     if (stream !== null) {
       const accepted = stream;
       this.#open.add(accepted);
-      void settled(accepted.closed).then(() => this.#open.delete(accepted));
+      // Removed in the same reaction that settles `closed`, so an awaiting user sees the new count.
+      const remove = (): void => void this.#open.delete(accepted);
+      accepted.closed.then(remove, remove);
       if (this.#closing) sessionOf(accepted).close(CloseCode.GOING_AWAY, '');
     }
     return stream;
