@@ -1,0 +1,356 @@
+// One side of one measurement, in its own process: forked by run.mjs, driven over the IPC channel.
+//
+// argv[2] is a JSON job: { role: 'server' | 'client' | 'mask', impl, kind, size, text, url, ... }.
+// kind: 'c2s' | 's2c' (throughput), 'echo' (latency), 'idle' (many idle connections).
+// The parent sends { cmd: 'run', start, marks, stop } with absolute times (ms, timeOrigin-based);
+// each side snapshots its counters and CPU time at every mark and reports them.
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { randomFillSync } from 'node:crypto';
+import { IMPLEMENTATIONS } from './impls.mjs';
+
+const job = JSON.parse(process.argv[2]);
+const now = () => performance.timeOrigin + performance.now();
+const cpuNow = () => {
+  const { user, system } = process.cpuUsage();
+  return user + system;
+};
+const report = (message) => process.send(message);
+const yieldToLoop = () => new Promise((resolve) => setImmediate(resolve));
+
+let onRun = null;
+const commands = {};
+process.on('message', (message) => {
+  if (message.cmd === 'exit') process.exit(0);
+  if (message.cmd === 'run') onRun?.(message);
+  commands[message.cmd]?.(message);
+});
+process.on('disconnect', () => process.exit(0));
+
+function makePayload() {
+  if (job.text) {
+    // ASCII JSON of exactly `size` bytes, with pseudo-random values: deflate shrinks it about 3-4×.
+    let seed = 12345;
+    const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    const words = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet'];
+    let text = '[';
+    while (text.length < job.size) {
+      text += `{"id":${Math.floor(random() * 1e6)},"name":"${words[Math.floor(random() * words.length)]}",`;
+      text += `"score":${(random() * 100).toFixed(3)},"ok":${random() < 0.5}},`;
+    }
+    return text.slice(0, job.size);
+  }
+  return randomFillSync(Buffer.allocUnsafeSlow(job.size));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Marks: snapshots of { t, msgs, bytes, cpu } at the times the parent chose.
+
+function markRecorder(counter, schedule, onDone) {
+  const marks = [];
+  let next = 0;
+  const take = () => {
+    const t = now();
+    while (next < schedule.marks.length && t >= schedule.marks[next]) {
+      marks.push({ t, msgs: counter.msgs, bytes: counter.bytes, cpu: cpuNow() });
+      next++;
+      if (next === schedule.marks.length) onDone(marks);
+    }
+    return next;
+  };
+  const arm = () => {
+    if (next >= schedule.marks.length) return;
+    setTimeout(() => {
+      take();
+      arm();
+    }, Math.max(0, schedule.marks[next] - now()));
+  };
+  arm();
+  take.marks = marks;
+  return take;
+}
+
+/** Sends as fast as flow control lets it until `schedule.stop`, then reports its marks. */
+async function runSender(sendOne, schedule) {
+  const counter = { msgs: 0, bytes: 0 };
+  let done = false;
+  const take = markRecorder(counter, schedule, () => {});
+  const finish = (reason) => {
+    if (done) return;
+    done = true;
+    take();
+    report({ type: 'marks', marks: take.marks, stoppedBy: reason });
+  };
+  setTimeout(() => finish('timer'), Math.max(0, schedule.stop - now()));
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, schedule.start - now())));
+  const size = job.size;
+  let n = 0;
+  while (!done) {
+    const pending = sendOne();
+    counter.msgs++;
+    counter.bytes += size;
+    if (pending !== undefined) await pending;
+    // Writes that the kernel takes at once never give the event loop a turn: give it one now and then.
+    if ((++n & 255) === 0) await yieldToLoop();
+    if (now() >= schedule.stop) finish('loop');
+    else take();
+  }
+}
+
+function runReceiver(counter, schedule) {
+  markRecorder(counter, schedule, (marks) => report({ type: 'marks', marks }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw TCP, the limit: the same bytes without any WebSocket framing.
+
+async function tcpServer({ onConnection }) {
+  const server = net.createServer((socket) => {
+    socket.setNoDelay(true);
+    onConnection({
+      receive(counter) {
+        socket.on('data', (chunk) => {
+          counter.bytes += chunk.length;
+          counter.msgs = Math.floor(counter.bytes / job.size);
+        });
+      },
+      echo() {
+        socket.on('data', (chunk) => socket.write(chunk));
+      },
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: server.address().port };
+}
+
+async function tcpClient(url) {
+  const { port } = new URL(url);
+  const socket = net.connect({ port: Number(port), host: '127.0.0.1' });
+  await new Promise((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  socket.setNoDelay(true);
+  return {
+    sender(payload) {
+      return () => (socket.write(payload) ? undefined : new Promise((resolve) => socket.once('drain', resolve)));
+    },
+    pinger(payload) {
+      let next = null;
+      let got = 0;
+      socket.on('data', (chunk) => {
+        got += chunk.length;
+        if (got >= payload.length) {
+          got -= payload.length;
+          const resolve = next;
+          next = null;
+          resolve?.();
+        }
+      });
+      return () =>
+        new Promise((resolve) => {
+          next = resolve;
+          socket.write(payload);
+        });
+    },
+  };
+}
+
+const TCP = { client: tcpClient, server: tcpServer, info: () => ({}) };
+const impl = job.impl === 'tcp' ? TCP : IMPLEMENTATIONS[job.impl];
+
+// ---------------------------------------------------------------------------------------------
+// Echo latency: one message in flight, timed on the client.
+
+async function runPinger(ping, schedule) {
+  const rtts = new Float64Array(4_000_000);
+  let count = 0;
+  let warmCount = 0;
+  const counter = { msgs: 0, bytes: 0 };
+  const marks = [];
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, schedule.start - now())));
+  const measureFrom = schedule.marks[0];
+  const measureTo = schedule.marks[schedule.marks.length - 1];
+  for (;;) {
+    const t0 = now();
+    if (t0 >= measureTo) break;
+    await ping();
+    const t1 = now();
+    counter.msgs++;
+    if (t0 >= measureFrom) {
+      if (marks.length === 0) marks.push({ t: t0, msgs: counter.msgs - 1, bytes: 0, cpu: cpuNow() });
+      if (count < rtts.length) rtts[count++] = (t1 - t0) * 1000;
+    } else warmCount++;
+  }
+  marks.push({ t: now(), msgs: counter.msgs, bytes: 0, cpu: cpuNow() });
+  const sorted = rtts.subarray(0, count).sort();
+  const pick = (q) => sorted[Math.min(count - 1, Math.floor(q * count))];
+  report({ type: 'marks', marks, latency: { count, warmCount, medianUs: pick(0.5), p90Us: pick(0.9), p99Us: pick(0.99), minUs: sorted[0] } });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idle connections: the server holds them, the client (ws) opens them.
+
+async function idleServer() {
+  let count = 0;
+  const { port } = await impl.server({
+    isText: false,
+    onConnection(conn) {
+      count++;
+      conn.idle();
+    },
+  });
+  commands.memory = async ({ expect }) => {
+    const deadline = now() + 10_000;
+    while (count < expect && now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    for (let i = 0; i < 4; i++) {
+      globalThis.gc?.();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const memory = process.memoryUsage();
+    report({ type: 'memory', count, memory });
+  };
+  report({ type: 'listening', port, info: impl.info?.() });
+}
+
+async function idleClient() {
+  const { WebSocket } = await import('ws');
+  const sockets = [];
+  const open = (n) =>
+    new Promise((resolve, reject) => {
+      let started = 0;
+      let opened = 0;
+      let failed = false;
+      const one = () => {
+        started++;
+        const ws = new WebSocket(job.url, { perMessageDeflate: false });
+        ws.once('open', () => {
+          sockets.push(ws);
+          opened++;
+          if (opened === n) resolve();
+          else if (started < n) one();
+        });
+        ws.once('error', (error) => {
+          if (!failed) reject(error);
+          failed = true;
+        });
+      };
+      for (let i = 0; i < Math.min(job.concurrency, n); i++) one();
+    });
+  commands.open = async ({ n }) => {
+    const t0 = now();
+    const cpu0 = cpuNow();
+    await open(n);
+    report({ type: 'opened', n, ms: now() - t0, cpuMs: (cpuNow() - cpu0) / 1000 });
+  };
+  report({ type: 'ready' });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Masking speed, in one process: lib/protocol/mask.ts applyMask against a plain copy.
+
+async function maskBench() {
+  const { importLibrary } = await import('./impls.mjs');
+  const { applyMask } = await importLibrary('protocol/mask.js');
+  const { createRequire } = await import('node:module');
+  const require = createRequire(import.meta.url);
+  let bufferutil = null;
+  try {
+    bufferutil = require('bufferutil');
+  } catch {}
+  const bytewise = (source, mask, output, offset, length) => {
+    // ws's JavaScript fallback, for reference.
+    for (let i = 0; i < length; i++) output[offset + i] = source[i] ^ mask[i & 3];
+  };
+  const results = [];
+  const key = randomFillSync(Buffer.alloc(4));
+  for (const size of job.sizes) {
+    // The payload sits where a client frame puts it: after a 6, 8 or 14 byte header.
+    const header = size <= 125 ? 6 : size <= 65535 ? 8 : 14;
+    const frame = randomFillSync(Buffer.allocUnsafeSlow(size + header));
+    const source = randomFillSync(Buffer.allocUnsafeSlow(size));
+    const candidates = {
+      copy: () => frame.set(source, header),
+      applyMask: () => applyMask(frame, header, header + size, key, 0),
+      'ws JS mask': () => bytewise(source, key, frame, header, size),
+    };
+    if (bufferutil !== null) candidates.bufferutil = () => bufferutil.mask(source, key, frame, header, size);
+    const row = { size, gbps: {} };
+    for (const [name, fn] of Object.entries(candidates)) {
+      const rounds = [];
+      const timeFor = (ms) => {
+        let iterations = 0;
+        let batch = Math.max(1, Math.floor(65536 / size));
+        const t0 = now();
+        let t = t0;
+        while (t - t0 < ms) {
+          for (let i = 0; i < batch; i++) fn();
+          iterations += batch;
+          t = now();
+        }
+        return (iterations * size) / ((t - t0) / 1000) / 1e9;
+      };
+      timeFor(job.warmMs);
+      for (let r = 0; r < job.rounds; r++) rounds.push(timeFor(job.roundMs));
+      row.gbps[name] = rounds;
+    }
+    results.push(row);
+  }
+  report({ type: 'mask', results });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  if (job.role === 'mask') return maskBench();
+  if (job.kind === 'idle') return job.role === 'server' ? idleServer() : idleClient();
+  const payload = makePayload();
+  if (job.role === 'server') {
+    let connected = false;
+    let serverExtensions = '';
+    const { port } = await impl.server({
+      isText: job.text,
+      deflate: job.deflate === true,
+      onConnection(conn) {
+        if (connected) return;
+        serverExtensions = conn.extensions;
+        connected = true;
+        if (job.kind === 'c2s') {
+          const counter = { msgs: 0, bytes: 0 };
+          conn.receive(counter);
+          onRun = (schedule) => runReceiver(counter, schedule);
+        } else if (job.kind === 's2c') {
+          const sendOne = conn.sender(payload);
+          onRun = (schedule) => runSender(sendOne, schedule).catch((error) => report({ type: 'error', message: String(error?.stack ?? error) }));
+        } else if (job.kind === 'echo') {
+          conn.echo();
+          // The client counts the round trips; the server reports its CPU time at the marks.
+          onRun = (schedule) => runReceiver({ msgs: 0, bytes: 0 }, schedule);
+        }
+        report({ type: 'connected', extensions: serverExtensions });
+      },
+    });
+    report({ type: 'listening', port, info: impl.info?.() });
+  } else {
+    // The client process starts while the server does; it learns the URL once the server listens.
+    const url = job.url ?? (await new Promise((resolve) => (commands.connect = ({ url }) => resolve(url))));
+    const conn = await impl.client(url, { isText: job.text, deflate: job.deflate === true });
+    if (job.kind === 'c2s') {
+      const sendOne = conn.sender(payload);
+      onRun = (schedule) => runSender(sendOne, schedule).catch((error) => report({ type: 'error', message: String(error?.stack ?? error) }));
+    } else if (job.kind === 's2c') {
+      const counter = { msgs: 0, bytes: 0 };
+      conn.receive(counter);
+      onRun = (schedule) => runReceiver(counter, schedule);
+    } else if (job.kind === 'echo') {
+      const ping = conn.pinger(payload);
+      onRun = (schedule) => runPinger(ping, schedule).catch((error) => report({ type: 'error', message: String(error?.stack ?? error) }));
+    }
+    report({ type: 'open', info: impl.info?.(), extensions: conn.extensions ?? '' });
+  }
+}
+
+main().catch((error) => {
+  report({ type: 'error', message: String(error?.stack ?? error) });
+  setTimeout(() => process.exit(1), 100);
+});

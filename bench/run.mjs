@@ -1,0 +1,818 @@
+// npm run bench [-- --quick] : this library against ws and undici, client and server in separate
+// processes over 127.0.0.1. See bench/README.md for what is measured and how.
+import { execFileSync, fork } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { hasNativeBufferutil, hasUndiciWebSocketStream, IMPLEMENTATIONS, libraryDir, BUFFERED_HIGH_WATER_MARK } from './impls.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..');
+const peerPath = path.join(here, 'peer.mjs');
+const now = () => performance.timeOrigin + performance.now();
+
+// ---------------------------------------------------------------------------------------------
+// Options.
+
+const argv = process.argv.slice(2);
+const flag = (name) => argv.includes(name);
+const value = (name, fallback) => {
+  const i = argv.indexOf(name);
+  return i === -1 ? fallback : argv[i + 1];
+};
+if (flag('--help') || flag('-h')) {
+  console.log(`usage: node bench/run.mjs [--quick] [--reps N] [--warm MS] [--warm-large MS] [--round MS] [--rounds N]
+                        [--only REGEX] [--cpu-prof] [--no-idle] [--no-mask] [--no-pm-qos]
+  --quick           a one-minute subset (16 B and 64 KiB, this library and ws, echo, masking)
+  --reps N          repetitions of every measurement, each with fresh processes (default 2)
+  --warm MS         warm-up of a pair before measuring, thrown away (default 1000)
+  --warm-large MS   the same for 64 KiB and 1 MiB messages (default 600)
+  --round MS        one measured round (default 250, quick 200); --rounds N per pair (default 2)
+  --only RE         only the trials whose id matches RE (ids look like "c2s:bin1m:ours>ws-bufferutil")
+  --cpu-prof        write a V8 CPU profile of every child to bench/results/prof-<date>/
+  --no-idle, --no-mask  skip the idle-connections or the masking measurement
+  --no-pm-qos       do not hold /dev/cpu_dma_latency at 0 (idle cores then halt and wake up slowly)
+  BENCH_LIB=DIR     measure another build of the library (default dist/esm), e.g. .build/bench-dist
+  BENCH_LIB_B=DIR   add a second build as its own rows ("websocketstream-node B"), interleaved`);
+  process.exit(0);
+}
+const quick = flag('--quick');
+const config = {
+  quick,
+  reps: Number(value('--reps', 2)),
+  warmMs: Number(value('--warm', 1000)),
+  // 64 KiB and 1 MiB messages: the per-byte code is hot after a few thousand messages.
+  warmLargeMs: Number(value('--warm-large', 600)),
+  roundMs: Number(value('--round', quick ? 200 : 250)),
+  rounds: Number(value('--rounds', 2)),
+  idleConnections: 2000,
+  idleWarmConnections: 100,
+  idleConcurrency: 64,
+  bufferedHighWaterMark: BUFFERED_HIGH_WATER_MARK,
+  only: value('--only', null),
+  cpuProf: flag('--cpu-prof'),
+  // Hold /dev/cpu_dma_latency at 0 while the run lasts (Linux PM QoS, needs root): idle cores
+  // then poll instead of halting, so a message never waits for a core to wake up. On this VM a
+  // wake-up from halt costs 50-80 µs, and how often it happens depends on whatever else runs.
+  pmQos: !flag('--no-pm-qos'),
+  idle: !flag('--no-idle'),
+  mask: !flag('--no-mask'),
+};
+
+const CHILD_ENV = {
+  // glibc's adaptive mmap threshold makes large-buffer costs depend on a process's history: fix it.
+  MALLOC_MMAP_THRESHOLD_: '33554432',
+  MALLOC_TRIM_THRESHOLD_: '134217728',
+};
+
+// ---------------------------------------------------------------------------------------------
+// What runs.
+
+const KiB = 1024;
+const MESSAGES = [
+  { id: 'bin16', size: 16, text: false, label: 'binary 16 B' },
+  { id: 'bin1k', size: KiB, text: false, label: 'binary 1 KiB' },
+  { id: 'bin64k', size: 64 * KiB, text: false, label: 'binary 64 KiB' },
+  { id: 'bin1m', size: KiB * KiB, text: false, label: 'binary 1 MiB' },
+  { id: 'text16', size: 16, text: true, label: 'text 16 B' },
+  { id: 'text1k', size: KiB, text: true, label: 'text 1 KiB' },
+];
+const DIRECTIONS = { c2s: 'client→server', s2c: 'server→client' };
+
+const bufferutil = hasNativeBufferutil();
+/** BENCH_LIB_B: a second build of this library, measured as its own rows ("B"). */
+const libB = process.env.BENCH_LIB_B ? path.resolve(root, process.env.BENCH_LIB_B) : null;
+const undiciStream = hasUndiciWebSocketStream();
+
+/**
+ * A pair: which implementation runs the client and which the server, and which table rows it
+ * feeds ("client" rows compare clients against one common ws server, "server" rows servers
+ * against one common ws client; where the common peer is plain ws, ws against ws is the baseline
+ * of both tables).
+ *
+ * bufferutil only masks (a client sending) and unmasks (a server receiving), from 48 and 32 bytes
+ * on. Client→server messages of 1 KiB and more are where the peer's masking is heavy work: there
+ * the common peer is ws + bufferutil, so that ws's byte-by-byte JavaScript loop on the peer does
+ * not cap every row (it runs at about 0.5 GB/s), and the bufferutil rows are measured. Everywhere
+ * else bufferutil changes nothing, and the common peer is plain ws.
+ */
+function pairsFor(kind, message) {
+  const masked = bufferutil && kind === 'c2s' && message.size >= 48;
+  const peer = masked ? 'ws-bufferutil' : 'ws';
+  const pairs = [];
+  if (masked) {
+    pairs.push({ client: 'ws', server: peer, rows: [['client', 'ws']] });
+    pairs.push({ client: peer, server: 'ws', rows: [['server', 'ws']] });
+  } else {
+    pairs.push({ client: 'ws', server: 'ws', rows: [['client', 'ws'], ['server', 'ws']] });
+  }
+  pairs.push({ client: 'ours', server: peer, rows: [['client', 'ours']] });
+  pairs.push({ client: peer, server: 'ours', rows: [['server', 'ours']] });
+  if (libB !== null) {
+    pairs.push({ client: 'ours-b', server: peer, rows: [['client', 'ours-b']] });
+    pairs.push({ client: peer, server: 'ours-b', rows: [['server', 'ours-b']] });
+  }
+  if (message.deflate) return pairs;
+  if (!quick) pairs.push({ client: 'undici-ws', server: peer, rows: [['client', 'undici-ws']] });
+  if (undiciStream && !quick) pairs.push({ client: 'undici-wss', server: peer, rows: [['client', 'undici-wss']] });
+  if (masked && !quick) pairs.push({ client: peer, server: peer, rows: [['client', 'ws-bufferutil'], ['server', 'ws-bufferutil']] });
+  if (kind === 'c2s' && !message.text) pairs.push({ client: 'tcp', server: 'tcp', rows: [['limit', 'tcp']] });
+  if (kind === 'echo') pairs.push({ client: 'tcp', server: 'tcp', rows: [['limit', 'tcp']] });
+  return pairs;
+}
+
+function buildScenarios() {
+  const scenarios = [];
+  const messages = quick ? MESSAGES.filter((m) => m.id === 'bin16' || m.id === 'bin64k') : MESSAGES;
+  for (const kind of ['c2s', 's2c']) {
+    for (const message of messages) {
+      scenarios.push({ ...message, id: `${kind}:${message.id}`, kind, label: `${DIRECTIONS[kind]} ${message.label}`, pairs: pairsFor(kind, message) });
+    }
+  }
+  // permessage-deflate (RFC 7692) with both ends' defaults: level 6, 15-bit windows, context takeover.
+  // undici takes no part: the comparison is between the two implementations that compress.
+  if (!quick) {
+    for (const kind of ['c2s', 's2c']) {
+      const message = { id: 'deflate16k', size: 16 * KiB, text: true, deflate: true, label: 'text 16 KiB, deflate' };
+      scenarios.push({ ...message, id: `${kind}:${message.id}`, kind, label: `${DIRECTIONS[kind]} ${message.label}`, pairs: pairsFor(kind, message) });
+    }
+  }
+  const echoMessage = { size: 16, text: false };
+  scenarios.push({ id: 'echo:bin16', kind: 'echo', ...echoMessage, label: 'echo, 16 B, one in flight', pairs: pairsFor('echo', echoMessage) });
+  if (config.idle && !quick) {
+    scenarios.push({
+      id: 'idle',
+      kind: 'idle',
+      size: 0,
+      label: `${config.idleConnections} idle connections`,
+      pairs: [
+        { client: 'ws', server: 'ws', rows: [['server', 'ws']] },
+        { client: 'ws', server: 'ours', rows: [['server', 'ours']] },
+        ...(libB === null ? [] : [{ client: 'ws', server: 'ours-b', rows: [['server', 'ours-b']] }]),
+      ],
+    });
+  }
+  return scenarios;
+}
+
+/** Every trial, in order: repetition-major, and within a scenario A B C, then C B A, … */
+function buildTrials(scenarios) {
+  const trials = [];
+  const matcher = config.only === null ? null : new RegExp(config.only);
+  for (let rep = 0; rep < config.reps; rep++) {
+    for (const scenario of scenarios) {
+      const order = rep % 2 === 0 ? scenario.pairs : [...scenario.pairs].reverse();
+      for (const pair of order) {
+        const id = `${scenario.id}:${pair.client}>${pair.server}`;
+        if (matcher !== null && !matcher.test(id)) continue;
+        trials.push({ id, rep, scenario, pair });
+      }
+    }
+  }
+  return trials;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes.
+
+const profDir = config.cpuProf ? path.join(here, 'results', `prof-${new Date().toISOString().replace(/[:.]/g, '-')}`) : null;
+const children = new Set();
+
+function spawnPeer(job, { implName, profName, execArgv = [] }) {
+  const env = { ...process.env, ...CHILD_ENV, WS_NO_BUFFER_UTIL: '1' };
+  if (implName === 'ws-bufferutil' || job.role === 'mask') delete env.WS_NO_BUFFER_UTIL;
+  if (implName === 'ours-b') env.BENCH_LIB = libB;
+  const args = ['--no-warnings', ...execArgv];
+  if (profDir !== null) args.push('--cpu-prof', `--cpu-prof-dir=${profDir}`, `--cpu-prof-name=${profName}.cpuprofile`);
+  const child = fork(peerPath, [JSON.stringify(job)], { env, execArgv: args, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const inbox = [];
+  const waiters = [];
+  child.on('message', (message) => {
+    if (message.type === 'error') {
+      for (const waiter of waiters.splice(0)) waiter.reject(new Error(`${profName}: ${message.message}`));
+      child.failure = message.message;
+      return;
+    }
+    const i = waiters.findIndex((waiter) => waiter.type === message.type);
+    if (i === -1) inbox.push(message);
+    else waiters.splice(i, 1)[0].resolve(message);
+  });
+  child.on('exit', (code) => {
+    children.delete(child);
+    for (const waiter of waiters.splice(0)) waiter.reject(new Error(`${profName}: exited (${code}) ${child.failure ?? ''}`));
+  });
+  /** The next message of this type (or one already received). */
+  child.next = (type, timeoutMs = 15_000) => {
+    const i = inbox.findIndex((message) => message.type === type);
+    if (i !== -1) return Promise.resolve(inbox.splice(i, 1)[0]);
+    if (child.exitCode !== null) return Promise.reject(new Error(`${profName}: exited before ${type}`));
+    return new Promise((resolve, reject) => {
+      const waiter = { type, resolve, reject };
+      const timer = setTimeout(() => {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        reject(new Error(`${profName}: no ${type} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      waiter.resolve = (message) => {
+        clearTimeout(timer);
+        resolve(message);
+      };
+      waiter.reject = (error) => {
+        clearTimeout(timer);
+        reject(error);
+      };
+      waiters.push(waiter);
+    });
+  };
+  children.add(child);
+  return child;
+}
+
+async function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  try {
+    child.send({ cmd: 'exit' });
+  } catch {}
+  const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+  await exited;
+  clearTimeout(timer);
+}
+
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+process.on('SIGINT', () => process.exit(130));
+
+// ---------------------------------------------------------------------------------------------
+// One trial.
+
+function schedule(scenario) {
+  const start = now() + 15;
+  const warm = scenario.size >= 64 * KiB ? config.warmLargeMs : config.warmMs;
+  const marks = [];
+  for (let r = 0; r <= config.rounds; r++) marks.push(start + warm + r * config.roundMs);
+  return { start, marks, stop: marks[marks.length - 1] + 30 };
+}
+
+/** The whole machine's CPU time from /proc/stat (Linux), to tell how busy others kept it. */
+function machineCpu() {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = fields;
+    const total = fields.slice(0, 8).reduce((a, b) => a + (b || 0), 0);
+    return { total, busy: total - idle - iowait, steal: steal || 0 };
+  } catch {
+    return null;
+  }
+}
+
+/** Samples machineCpu() at the first and the last mark of a plan. */
+function watchMachine(plan) {
+  const samples = [];
+  const at = [plan.marks[0], plan.marks[plan.marks.length - 1]];
+  const timers = at.map((t) => setTimeout(() => samples.push({ t: now(), cpu: machineCpu() }), Math.max(0, t - now())));
+  return () => {
+    timers.forEach(clearTimeout);
+    // The children may report their last mark a hair before this process's own timer fires.
+    if (samples.length === 1) samples.push({ t: now(), cpu: machineCpu() });
+    if (samples.length < 2 || samples[0].cpu === null) return null;
+    const [a, b] = samples;
+    const cores = os.cpus().length;
+    const total = b.cpu.total - a.cpu.total;
+    return { busyCores: ((b.cpu.busy - a.cpu.busy) / total) * cores, stealCores: ((b.cpu.steal - a.cpu.steal) / total) * cores };
+  };
+}
+
+/** Per-round rates from a list of marks, and CPU microseconds per message by the same marks. */
+function rounds(marks) {
+  const out = [];
+  for (let r = 1; r < marks.length; r++) {
+    const seconds = (marks[r].t - marks[r - 1].t) / 1000;
+    const msgs = marks[r].msgs - marks[r - 1].msgs;
+    out.push({
+      seconds,
+      msgs,
+      bytes: marks[r].bytes - marks[r - 1].bytes,
+      rate: msgs / seconds,
+      cpuUsPerMsg: msgs > 0 ? (marks[r].cpu - marks[r - 1].cpu) / msgs : null,
+      cpuShare: (marks[r].cpu - marks[r - 1].cpu) / 1e6 / seconds,
+    });
+  }
+  return out;
+}
+
+/**
+ * Starts the two processes of a pair trial; the client connects once it is told the server's URL.
+ * run.mjs starts the next trial's pair while the current one warms up (a throw-away phase), so
+ * that the processes' start-up costs no measured time.
+ */
+function preparePair(trial) {
+  if (trial === undefined || trial.scenario.kind === 'idle') return null;
+  const { scenario, pair } = trial;
+  const name = trial.id.replace(/[:>]/g, '_') + `_r${trial.rep}`;
+  const job = { kind: scenario.kind, size: scenario.size, text: scenario.text, deflate: scenario.deflate === true };
+  const server = spawnPeer({ ...job, role: 'server', impl: pair.server }, { implName: pair.server, profName: `${name}_server` });
+  const client = spawnPeer({ ...job, role: 'client', impl: pair.client }, { implName: pair.client, profName: `${name}_client` });
+  return { trial, server, client };
+}
+
+async function runPairTrial(trial, peers, onWarmUp) {
+  const { scenario, pair } = trial;
+  const { server, client } = peers ?? preparePair(trial);
+  try {
+    const { port, info: serverInfo } = await server.next('listening');
+    client.send({ cmd: 'connect', url: `ws://127.0.0.1:${port}/bench` });
+    const { info: clientInfo, extensions } = await client.next('open');
+    await server.next('connected');
+    // ws picks bufferutil or its JavaScript loops when it loads: make sure each side got what it stands for.
+    for (const [implName, info] of [[pair.client, clientInfo], [pair.server, serverInfo]]) {
+      if ((implName === 'ws' || implName === 'ws-bufferutil') && info?.bufferutil !== (implName === 'ws-bufferutil')) {
+        throw new Error(`${implName} ${info?.bufferutil ? 'uses' : 'does not use'} bufferutil`);
+      }
+    }
+    if (pair.client !== 'tcp' && /permessage-deflate/.test(extensions) !== (scenario.deflate === true)) {
+      throw new Error(`extensions negotiated: "${extensions}", but this scenario wants ${scenario.deflate ? 'permessage-deflate' : 'none'}`);
+    }
+    const plan = schedule(scenario);
+    server.send({ cmd: 'run', ...plan });
+    client.send({ cmd: 'run', ...plan });
+    onWarmUp?.();
+    const machine = watchMachine(plan);
+    const timeout = plan.stop - now() + 10_000;
+    const [serverMarks, clientMarks] = await Promise.all([server.next('marks', timeout), client.next('marks', timeout)]);
+    const result = { id: trial.id, rep: trial.rep, scenario: scenario.id, client: pair.client, server: pair.server, clientInfo, serverInfo };
+    // How much of the machine others used while this pair was measured (our two processes excluded).
+    const load = machine();
+    if (load !== null) {
+      const window = (m) => (m[m.length - 1].cpu - m[0].cpu) / 1000 / (m[m.length - 1].t - m[0].t);
+      const ours = window(serverMarks.marks) + window(clientMarks.marks);
+      result.otherLoadCores = Math.max(0, load.busyCores - ours);
+      result.stealCores = load.stealCores;
+    }
+    if (scenario.kind === 'echo') {
+      result.latency = clientMarks.latency;
+      const clientRounds = rounds(clientMarks.marks);
+      result.rate = clientRounds[0].rate;
+      result.clientCpuUsPerMsg = clientRounds[0].cpuUsPerMsg;
+      // The server counts nothing: divide its CPU time by the client's round trips, per second.
+      const serverRounds = rounds(serverMarks.marks);
+      const serverCpuPerSecond = serverRounds.reduce((sum, r) => sum + r.cpuShare * r.seconds, 0) / serverRounds.reduce((sum, r) => sum + r.seconds, 0);
+      result.serverCpuUsPerMsg = (serverCpuPerSecond * 1e6) / result.rate;
+    } else {
+      const receiverIsServer = scenario.kind === 'c2s';
+      const receiver = receiverIsServer ? serverMarks.marks : clientMarks.marks;
+      const sender = receiverIsServer ? clientMarks.marks : serverMarks.marks;
+      const received = rounds(receiver);
+      const sent = rounds(sender);
+      result.rounds = received.map((r, i) => ({
+        rate: r.rate,
+        mbps: r.bytes / r.seconds / 1e6,
+        receiverCpuUsPerMsg: r.cpuUsPerMsg,
+        senderCpuUsPerMsg: sent[i]?.cpuUsPerMsg ?? null,
+        receiverCpuShare: r.cpuShare,
+        senderCpuShare: sent[i]?.cpuShare ?? null,
+      }));
+      for (const r of result.rounds) {
+        r.clientCpuUsPerMsg = receiverIsServer ? r.senderCpuUsPerMsg : r.receiverCpuUsPerMsg;
+        r.serverCpuUsPerMsg = receiverIsServer ? r.receiverCpuUsPerMsg : r.senderCpuUsPerMsg;
+      }
+      result.rate = median(result.rounds.map((r) => r.rate));
+    }
+    return result;
+  } finally {
+    await Promise.all([stop(server), stop(client)]);
+  }
+}
+
+async function runIdleTrial(trial) {
+  const { pair } = trial;
+  const name = trial.id.replace(/[:>]/g, '_') + `_r${trial.rep}`;
+  const server = spawnPeer({ kind: 'idle', role: 'server', impl: pair.server }, { implName: pair.server, profName: `${name}_server`, execArgv: ['--expose-gc'] });
+  let client = null;
+  try {
+    const { port } = await server.next('listening');
+    client = spawnPeer(
+      { kind: 'idle', role: 'client', impl: pair.client, url: `ws://127.0.0.1:${port}/idle`, concurrency: config.idleConcurrency },
+      { implName: pair.client, profName: `${name}_client` },
+    );
+    await client.next('ready');
+    // A first hundred connections warm the code paths up; memory is measured from there.
+    client.send({ cmd: 'open', n: config.idleWarmConnections });
+    await client.next('opened', 30_000);
+    server.send({ cmd: 'memory', expect: config.idleWarmConnections });
+    const before = await server.next('memory');
+    client.send({ cmd: 'open', n: config.idleConnections });
+    const opened = await client.next('opened', 60_000);
+    server.send({ cmd: 'memory', expect: config.idleWarmConnections + config.idleConnections });
+    const after = await server.next('memory');
+    const n = after.count - before.count;
+    const heap = (m) => m.heapUsed + m.external;
+    return {
+      id: trial.id,
+      rep: trial.rep,
+      scenario: 'idle',
+      client: pair.client,
+      server: pair.server,
+      connections: n,
+      openMs: opened.ms,
+      rate: (config.idleConnections / opened.ms) * 1000,
+      rssPerConnection: (after.memory.rss - before.memory.rss) / n,
+      heapPerConnection: (heap(after.memory) - heap(before.memory)) / n,
+      before: before.memory,
+      after: after.memory,
+    };
+  } finally {
+    await Promise.all([stop(server), client === null ? null : stop(client)]);
+  }
+}
+
+async function runMask() {
+  const child = spawnPeer(
+    { role: 'mask', sizes: [16, KiB, 64 * KiB, KiB * KiB], warmMs: 100, roundMs: quick ? 60 : 80, rounds: 3 },
+    { implName: 'mask', profName: 'mask' },
+  );
+  try {
+    return (await child.next('mask', 60_000)).results;
+  } finally {
+    await stop(child);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics and formatting.
+
+function median(values) {
+  const sorted = values.filter((v) => v !== null && Number.isFinite(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return null;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** (max - min) / median, as a fraction. */
+function spread(values) {
+  const finite = values.filter((v) => v !== null && Number.isFinite(v));
+  const m = median(finite);
+  if (!m || finite.length < 2) return null;
+  return (Math.max(...finite) - Math.min(...finite)) / m;
+}
+
+const fmtInt = (v) => (v === null || v === undefined ? '-' : Math.round(v).toLocaleString('en-US'));
+const fmt = (v, digits = 1) => (v === null || v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(digits));
+const fmtRatio = (v) => (v === null || v === undefined || !Number.isFinite(v) ? '-' : `${v.toFixed(2)}×`);
+const fmtSpread = (v) => (v === null ? '-' : `±${Math.round((v * 100) / 2)}%`);
+const fmtMs = (ms) => {
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+};
+
+function table(headers, rows, align) {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (cells) =>
+    cells
+      .map((c, i) => ((align?.[i] ?? (i < 2 ? 'l' : 'r')) === 'l' ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i])))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+const PEER_LABELS = { ws: 'ws', 'ws-bufferutil': 'ws+bu' };
+const LABELS = {
+  ours: 'websocketstream-node',
+  ws: 'ws',
+  'ws-bufferutil': 'ws + bufferutil',
+  'undici-ws': 'undici WebSocket',
+  'undici-wss': 'undici WebSocketStream',
+  tcp: 'raw node:net',
+  'ours-b': 'websocketstream-node B',
+};
+
+/** Groups trial results into table rows: one per scenario, section and implementation. */
+function summarize(scenarios, results) {
+  const rows = [];
+  for (const scenario of scenarios) {
+    const seen = new Set();
+    for (const pair of scenario.pairs) {
+      for (const [section, implName] of pair.rows) {
+        const key = `${section}:${implName}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const trials = results.filter((r) => r.scenario === scenario.id && r.client === pair.client && r.server === pair.server && !r.failed);
+        const failed = results.filter((r) => r.scenario === scenario.id && r.client === pair.client && r.server === pair.server && r.failed).length;
+        if (trials.length === 0 && failed === 0) continue;
+        const peer = section === 'server' ? pair.client : pair.server;
+        const row = { scenario: scenario.id, label: scenario.label, kind: scenario.kind, size: scenario.size, text: scenario.text, section, impl: implName, peer, pair: `${pair.client} client → ${pair.server} server`, trials: trials.length, failed };
+        const cpuSide = section === 'server' ? 'serverCpuUsPerMsg' : 'clientCpuUsPerMsg';
+        row.otherLoadCores = median(trials.map((t) => t.otherLoadCores ?? null));
+        if (scenario.kind === 'idle') {
+          row.rate = median(trials.map((t) => t.rate));
+          row.spread = spread(trials.map((t) => t.rate));
+          row.openMs = median(trials.map((t) => t.openMs));
+          row.rssPerConnection = median(trials.map((t) => t.rssPerConnection));
+          row.heapPerConnection = median(trials.map((t) => t.heapPerConnection));
+          row.memorySpread = spread(trials.map((t) => t.rssPerConnection));
+        } else if (scenario.kind === 'echo') {
+          row.rate = median(trials.map((t) => t.rate));
+          row.spread = spread(trials.map((t) => t.rate));
+          row.medianUs = median(trials.map((t) => t.latency.medianUs));
+          row.p99Us = median(trials.map((t) => t.latency.p99Us));
+          row.medianSpread = spread(trials.map((t) => t.latency.medianUs));
+          row.cpuUsPerMsg = median(trials.map((t) => (section === 'server' ? t.serverCpuUsPerMsg : t.clientCpuUsPerMsg)));
+          row.peerCpuUsPerMsg = median(trials.map((t) => (section === 'server' ? t.clientCpuUsPerMsg : t.serverCpuUsPerMsg)));
+        } else {
+          const rounds = trials.flatMap((t) => t.rounds);
+          row.samples = rounds.map((r) => r.rate);
+          row.rate = median(row.samples);
+          row.spread = spread(row.samples);
+          row.mbps = row.rate === null ? null : (row.rate * scenario.size) / 1e6;
+          row.cpuUsPerMsg = median(rounds.map((r) => r[cpuSide]));
+          row.peerCpuUsPerMsg = median(rounds.map((r) => r[section === 'server' ? 'clientCpuUsPerMsg' : 'serverCpuUsPerMsg']));
+        }
+        rows.push(row);
+      }
+    }
+  }
+  // Ratios against ws in the same section and scenario (the limit rows against the client ws row).
+  for (const row of rows) {
+    const base = rows.find((r) => r.scenario === row.scenario && r.impl === 'ws' && r.section === (row.section === 'limit' ? 'client' : row.section));
+    if (base === undefined) continue;
+    if (row.kind === 'echo') {
+      row.vsWs = base.medianUs && row.medianUs ? base.medianUs / row.medianUs : null;
+    } else if (row.kind === 'idle') {
+      row.memoryVsWs = base.rssPerConnection && row.rssPerConnection ? row.rssPerConnection / base.rssPerConnection : null;
+      row.vsWs = base.rate && row.rate ? row.rate / base.rate : null;
+    } else {
+      row.vsWs = base.rate && row.rate ? row.rate / base.rate : null;
+    }
+    if (row.cpuUsPerMsg && base.cpuUsPerMsg) row.cpuVsWs = base.cpuUsPerMsg / row.cpuUsPerMsg;
+  }
+  // Throughput against raw TCP moving the same bytes (client→server, binary: TCP is symmetric).
+  for (const row of rows) {
+    if (row.kind !== 'c2s' && row.kind !== 's2c') continue;
+    if (row.text || row.section === 'limit') continue;
+    const tcp = rows.find((r) => r.scenario === `c2s:${row.scenario.split(':')[1]}` && r.impl === 'tcp');
+    if (tcp?.mbps && row.mbps) row.vsTcp = row.mbps / tcp.mbps;
+  }
+  return rows;
+}
+
+function printReport(rows, mask) {
+  const out = [];
+  const throughputRows = (section) =>
+    rows
+      .filter((r) => r.section === section && (r.kind === 'c2s' || r.kind === 's2c'))
+      .map((r) => [r.label, LABELS[r.impl], PEER_LABELS[r.peer] ?? r.peer, fmtInt(r.rate), fmt(r.mbps, r.mbps !== null && r.mbps < 10 ? 2 : 0), fmtSpread(r.spread), fmtRatio(r.vsWs), fmtRatio(r.vsTcp), fmt(r.cpuUsPerMsg, 2), fmtRatio(r.cpuVsWs), fmt(r.otherLoadCores, 1)]);
+  const headers = ['scenario', 'implementation', 'peer', 'msg/s', 'MB/s', 'spread', 'vs ws', 'vs TCP', 'CPU µs/msg', 'CPU vs ws', 'busy'];
+  const clientRows = throughputRows('client');
+  if (clientRows.length > 0) {
+    out.push('');
+    out.push('Client side: each client against a common ws server (peer; ws+bu: with bufferutil); CPU is the client process');
+    out.push(table(headers, clientRows, ['l', 'l', 'l']));
+  }
+  const serverRows = throughputRows('server');
+  if (serverRows.length > 0) {
+    out.push('');
+    out.push('Server side: each server against a common ws client (peer; ws+bu: with bufferutil); CPU is the server process');
+    out.push(table(headers, serverRows, ['l', 'l', 'l']));
+  }
+  const limitRows = rows.filter((r) => r.section === 'limit' && r.kind === 'c2s');
+  if (limitRows.length > 0) {
+    out.push('');
+    out.push('Limit: raw node:net loopback, the same bytes in writes of the message size (vs ws: the client-side ws row)');
+    out.push(table(['scenario', 'implementation', 'writes/s', 'MB/s', 'spread', 'vs ws', 'CPU µs/write', 'busy'], limitRows.map((r) => [r.label, LABELS[r.impl], fmtInt(r.rate), fmt(r.mbps, r.mbps < 10 ? 2 : 0), fmtSpread(r.spread), fmtRatio(r.vsWs), fmt(r.cpuUsPerMsg, 2), fmt(r.otherLoadCores, 1)])));
+  }
+  const echoRows = rows.filter((r) => r.kind === 'echo');
+  if (echoRows.length > 0) {
+    out.push('');
+    out.push('Echo latency, one 16 B message in flight (vs ws: ws median / this median; CPU per round trip, side under test)');
+    out.push(
+      table(
+        ['side', 'implementation', 'round trips/s', 'median µs', 'p99 µs', 'spread', 'vs ws', 'CPU µs/rt', 'CPU vs ws', 'busy'],
+        echoRows.map((r) => [r.section === 'limit' ? 'limit' : r.section, LABELS[r.impl], fmtInt(r.rate), fmt(r.medianUs), fmt(r.p99Us), fmtSpread(r.medianSpread), fmtRatio(r.vsWs), fmt(r.cpuUsPerMsg, 2), fmtRatio(r.cpuVsWs), fmt(r.otherLoadCores, 1)]),
+      ),
+    );
+  }
+  const idleRows = rows.filter((r) => r.kind === 'idle');
+  if (idleRows.length > 0) {
+    out.push('');
+    out.push(`${config.idleConnections} idle connections held by the server (opened by ws clients, ${config.idleConcurrency} handshakes at a time)`);
+    out.push(
+      table(
+        ['server', 'open all (ms)', 'conn/s', 'vs ws', 'RSS KiB/conn', 'heap+ext KiB/conn', 'memory × ws'],
+        idleRows.map((r) => [LABELS[r.impl], fmtInt(r.openMs), fmtInt(r.rate), fmtRatio(r.vsWs), fmt(r.rssPerConnection / 1024), fmt(r.heapPerConnection / 1024), fmtRatio(r.memoryVsWs)]),
+        ['l'],
+      ),
+    );
+  }
+  if (mask !== null) {
+    out.push('');
+    out.push('Masking, GB/s in one process (median of 3 rounds); applyMask vs copy is the target ratio (≥ 0.50×)');
+    const names = Object.keys(mask[0].gbps);
+    out.push(
+      table(
+        ['size', ...names, 'applyMask vs copy'],
+        mask.map((row) => [sizeLabel(row.size), ...names.map((n) => fmt(median(row.gbps[n]), 2)), fmtRatio(median(row.gbps.applyMask) / median(row.gbps.copy))]),
+        ['l'],
+      ),
+    );
+  }
+  return out.join('\n');
+}
+
+function sizeLabel(size) {
+  return size >= KiB * KiB ? `${size / KiB / KiB} MiB` : size >= KiB ? `${size / KiB} KiB` : `${size} B`;
+}
+
+/** The issue's targets, checked against this run (ratios within ±20% are noise on this box). */
+function checkTargets(rows, mask) {
+  const targets = [];
+  const ours = rows.filter((r) => r.impl === 'ours' && (r.kind === 'c2s' || r.kind === 's2c'));
+  // Judged on the ratios as printed (two decimals).
+  const atLeast = (value, bound) => Math.round(value * 100) >= Math.round(bound * 100);
+  const below = ours.filter((r) => r.vsWs !== undefined && r.vsWs !== null && !atLeast(r.vsWs, 1));
+  if (ours.length > 0) targets.push({
+    target: 'throughput ≥ 1.0× ws (no native addons), every size, both directions, client and server',
+    met: below.length === 0,
+    detail: below.length === 0 ? 'all rows' : `below: ${below.map((r) => `${r.section} ${r.label} ${fmtRatio(r.vsWs)}`).join('; ')}`,
+  });
+  const vsUndici = [];
+  for (const row of ours.filter((r) => r.section === 'client')) {
+    const undici = rows.find((r) => r.scenario === row.scenario && r.impl === 'undici-wss' && r.section === 'client');
+    if (undici?.rate) vsUndici.push({ row, ratio: row.rate / undici.rate });
+  }
+  if (vsUndici.length > 0) {
+    const under = vsUndici.filter((x) => !atLeast(x.ratio, 2));
+    targets.push({
+      target: 'throughput ≥ 2× undici WebSocketStream (client)',
+      met: under.length === 0,
+      detail: vsUndici.map((x) => `${x.row.label} ${fmtRatio(x.ratio)}`).join('; '),
+    });
+  }
+  const mib = ours.filter((r) => r.size === KiB * KiB && r.vsTcp);
+  if (mib.length > 0) {
+    targets.push({
+      target: '1 MiB messages ≥ 70% of raw loopback TCP',
+      met: mib.every((r) => atLeast(r.vsTcp, 0.7)),
+      detail: mib.map((r) => `${r.section} ${r.label} ${Math.round(r.vsTcp * 100)}%`).join('; '),
+    });
+  }
+  const echo = rows.filter((r) => r.kind === 'echo' && r.impl === 'ours');
+  const echoWs = rows.find((r) => r.kind === 'echo' && r.impl === 'ws');
+  if (echo.length > 0 && echoWs) {
+    targets.push({
+      target: 'echo latency median ≤ ws',
+      met: echo.every((r) => atLeast(r.vsWs, 1)),
+      detail: `ws ${fmt(echoWs.medianUs)} µs; ` + echo.map((r) => `${r.section} ${fmt(r.medianUs)} µs (${fmtRatio(r.medianUs / echoWs.medianUs)} ws)`).join('; '),
+    });
+  }
+  const idle = rows.find((r) => r.kind === 'idle' && r.impl === 'ours');
+  if (idle) {
+    targets.push({
+      target: 'memory per idle connection ≤ ws',
+      met: atLeast(1, idle.memoryVsWs),
+      detail: `${fmt(idle.rssPerConnection / 1024)} KiB RSS per connection, ${fmtRatio(idle.memoryVsWs)} ws`,
+    });
+  }
+  if (mask !== null) {
+    const ratios = mask.map((row) => ({ size: row.size, ratio: median(row.gbps.applyMask) / median(row.gbps.copy) }));
+    targets.push({
+      target: 'masking ≥ 50% of copy speed',
+      met: ratios.every((x) => atLeast(x.ratio, 0.5)),
+      detail: ratios.map((x) => `${sizeLabel(x.size)} ${Math.round(x.ratio * 100)}%`).join('; '),
+    });
+  }
+  return targets;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function gitCommit() {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return null;
+  }
+}
+
+async function main() {
+  const lib = libraryDir();
+  if (!existsSync(path.join(lib, 'index.js'))) {
+    console.error(`bench: no built library at ${lib} (run node scripts/build.mjs --no-tests, or set BENCH_LIB)`);
+    process.exit(1);
+  }
+  const scenarios = buildScenarios();
+  const trials = buildTrials(scenarios);
+  const started = now();
+  console.log(`bench: ${trials.length} trials, ${config.reps} repetitions, warm-up ${config.warmMs} ms, ${config.rounds} × ${config.roundMs} ms measured per pair${quick ? ' (quick)' : ''}`);
+  console.log(`bench: node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), library ${path.relative(root, lib) || lib}`);
+  if (libB !== null) console.log(`bench: "websocketstream-node B" rows measure ${path.relative(root, libB) || libB} (BENCH_LIB_B)`);
+  console.log(`bench: bufferutil ${bufferutil ? 'native addon loads' : 'not available'}; undici WebSocketStream ${undiciStream ? 'exported' : 'not exported'}`);
+  if (!quick && !IMPLEMENTATIONS['undici-ws']) console.log('bench: undici WebSocket missing');
+
+  let pmQosFd = null;
+  if (config.pmQos) {
+    try {
+      pmQosFd = openSync('/dev/cpu_dma_latency', 'w');
+      writeSync(pmQosFd, Buffer.alloc(4)); // a 32-bit 0: no idle state with any exit latency
+      console.log('bench: holding /dev/cpu_dma_latency at 0 µs while it runs (idle cores poll; --no-pm-qos to turn off)');
+    } catch (error) {
+      pmQosFd = null;
+      console.log(`bench: could not hold /dev/cpu_dma_latency (${error.code ?? error.message}): latencies include core wake-ups`);
+    }
+  }
+  config.pmQosHeld = pmQosFd !== null;
+
+  let mask = null;
+  if (config.mask && (config.only === null || /mask/.test(config.only))) {
+    process.stdout.write('[mask] applyMask vs copy ... ');
+    mask = await runMask();
+    console.log(mask.map((row) => `${sizeLabel(row.size)} ${fmtRatio(median(row.gbps.applyMask) / median(row.gbps.copy))}`).join(', '));
+  }
+
+  const results = [];
+  const trialsStarted = now();
+  let prepared = preparePair(trials[0]);
+  for (let i = 0; i < trials.length; i++) {
+    const trial = trials[i];
+    const t0 = now();
+    let result;
+    const peers = prepared;
+    prepared = null;
+    const prepareNext = () => {
+      prepared ??= preparePair(trials[i + 1]);
+    };
+    try {
+      result = trial.scenario.kind === 'idle' ? await runIdleTrial(trial) : await runPairTrial(trial, peers, prepareNext);
+    } catch (error) {
+      result = { id: trial.id, rep: trial.rep, scenario: trial.scenario.id, client: trial.pair.client, server: trial.pair.server, failed: true, error: String(error?.message ?? error) };
+    }
+    results.push(result);
+    if (trials[i + 1]?.scenario.kind !== 'idle' && prepared === null) {
+      // Failed before its warm-up, or the next pair could not be started early: start it now.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      prepareNext();
+    }
+    const elapsed = now() - started;
+    const eta = ((now() - trialsStarted) / (i + 1)) * (trials.length - i - 1);
+    const who = `${trial.pair.client} → ${trial.pair.server}`;
+    let detail;
+    if (result.failed) detail = `FAILED: ${result.error}`;
+    else if (trial.scenario.kind === 'echo') detail = `median ${fmt(result.latency.medianUs)} µs, p99 ${fmt(result.latency.p99Us)} µs`;
+    else if (trial.scenario.kind === 'idle') detail = `open ${fmtInt(result.openMs)} ms, ${fmt(result.rssPerConnection / 1024)} KiB RSS/conn`;
+    else detail = `${fmtInt(result.rate)} msg/s, ${fmt((result.rate * trial.scenario.size) / 1e6, 1)} MB/s`;
+    const busy = result.otherLoadCores > 0.15 ? `, others used ${result.otherLoadCores.toFixed(2)} cores` : '';
+    console.log(`[${String(i + 1).padStart(3)}/${trials.length} ${fmtMs(elapsed)} eta ${fmtMs(eta)}] rep ${trial.rep + 1} ${trial.scenario.label.padEnd(28)} ${who.padEnd(26)} ${detail} (${((now() - t0) / 1000).toFixed(1)} s${busy})`);
+  }
+
+  if (pmQosFd !== null) closeSync(pmQosFd);
+  const rows = summarize(scenarios, results);
+  const report = printReport(rows, mask);
+  const targets = checkTargets(rows, mask);
+  const loads = results.map((r) => r.otherLoadCores).filter((v) => Number.isFinite(v));
+  if (loads.length > 0) {
+    const busyNote = `Other processes used a median ${median(loads).toFixed(2)} cores (max ${Math.max(...loads).toFixed(2)}) of the ${os.cpus().length} while pairs were measured ("busy" column)`;
+    console.log(`\n${busyNote}${median(loads) > 0.25 ? ': the machine was shared, treat the figures with care.' : '.'}`);
+  }
+  console.log(report);
+  console.log('\nTargets (issue 6; ratios within ±20% are noise on this machine):');
+  for (const t of targets) console.log(`  ${t.met ? 'met    ' : 'NOT MET'}  ${t.target}: ${t.detail}`);
+  const failed = results.filter((r) => r.failed);
+  if (failed.length > 0) console.log(`\n${failed.length} trial(s) failed: ${failed.map((r) => `${r.id} (${r.error})`).join('; ')}`);
+
+  const date = new Date();
+  const resultsDir = path.join(here, 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const file = path.join(resultsDir, `bench-${date.toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
+  const json = {
+    date: date.toISOString(),
+    command: `node bench/run.mjs ${argv.join(' ')}`.trim(),
+    durationSeconds: (now() - started) / 1000,
+    config,
+    environment: {
+      node: process.version,
+      platform: `${os.platform()} ${os.release()}`,
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model ?? null,
+      library: path.relative(root, lib) || lib,
+      libraryB: libB === null ? null : path.relative(root, libB) || libB,
+      commit: gitCommit(),
+      bufferutil,
+      undiciWebSocketStream: undiciStream,
+      childEnv: CHILD_ENV,
+    },
+    rows,
+    targets,
+    mask,
+    trials: results,
+    report,
+  };
+  writeFileSync(file, JSON.stringify(json, null, 2) + '\n');
+  console.log(`\nbench: ${trials.length} trials in ${fmtMs(now() - started)}; results in ${path.relative(root, file)}`);
+  if (profDir !== null) console.log(`bench: CPU profiles in ${path.relative(root, profDir)}`);
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
