@@ -9,3 +9,4 @@ export { WebSocketStreamServer, ServerWebSocketStream, handleUpgrade } from './s
 export type { WebSocketStreamServerOptions, ServerHandshakeOptions, ServerCloseInfo, UpgradeRequestInfo, VerifyResult } from './server.js';
 export type { Refusal } from './handshake/server.js';
 export type { PerMessageDeflateOptions } from './protocol/permessage-deflate.js';
+export type { ProxyOptions } from './handshake/proxy.js';

@@ -2,6 +2,7 @@
 import type tls from 'node:tls';
 import { ClientHandshake } from './handshake/client.js';
 import { isToken, isValidHeaderValue } from './handshake/http.js';
+import { resolveProxy, toProxySetting, type ProxyOptions } from './handshake/proxy.js';
 import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKE_HEAD, DEFAULT_MAX_PAYLOAD } from './protocol/constants.js';
 import { Session, type SessionOptions, type WebSocketClosedInfo, type WebSocketOpenInfo } from './streams.js';
 import { heartbeatOption, positiveNumber, timeoutOption } from './options.js';
@@ -40,6 +41,14 @@ export interface WebSocketStreamOptions {
    * the interval) drops the connection, and `closed` rejects with 1006. Off by default.
    */
   heartbeat?: { interval: number; timeout?: number };
+  /**
+   * Connect through an HTTP(S) proxy with CONNECT (Node only). A proxy URL (`'http://user:pass@host:3128'`,
+   * `https:` for TLS to the proxy; percent-encoded credentials are sent as Basic Proxy-Authorization);
+   * `'env'` to use `https_proxy`/`HTTPS_PROXY` (wss:) or `http_proxy`/`HTTP_PROXY` (ws:) unless
+   * `no_proxy`/`NO_PROXY` matches; `{ url, tls }` to add tls.connect options for an https: proxy.
+   * Default: no proxy (the environment is read only with `'env'`). Invalid values throw TypeError.
+   */
+  proxy?: string | URL | false | null | ProxyOptions;
 }
 
 /** Headers the handshake itself sets; a user value would break or forge it. */
@@ -105,9 +114,12 @@ export class WebSocketStream {
     if (heartbeat !== null) sessionOptions.heartbeat = heartbeat;
     const rawDeflate = dictionary.perMessageDeflate;
     const perMessageDeflate = normalizeDeflateOptions(rawDeflate === undefined ? true : rawDeflate, 'perMessageDeflate');
+    const proxySetting = toProxySetting(dictionary.proxy);
 
     const parsed = parseWebSocketUrl(urlString);
     checkProtocols(protocols);
+    // Needs the target (which variable, and NO_PROXY), so after the URL checks; a bad variable throws.
+    const proxy = resolveProxy(proxySetting, parsed);
     this.#url = parsed.href;
     const session = new Session(sessionOptions);
     this.#session = session;
@@ -125,7 +137,7 @@ export class WebSocketStream {
       session.onSettled = () => signal.removeEventListener('abort', onAbort!);
     }
     const handshake = new ClientHandshake(
-      { url: parsed, protocols, headers, tls: tlsOptions, handshakeTimeout, maxHandshakeHead, perMessageDeflate },
+      { url: parsed, protocols, headers, tls: tlsOptions, handshakeTimeout, maxHandshakeHead, perMessageDeflate, proxy },
       (error, result) => {
         if (error !== null) {
           // The cause is the system or TLS error itself when there is one, else the HandshakeError

@@ -5,6 +5,7 @@ import { WEBSOCKET_VERSION } from '../protocol/constants.js';
 import { acceptServerResponse, clientOffer, type DeflateParams, type PerMessageDeflateOptions } from '../protocol/permessage-deflate.js';
 import { headerHasToken, HttpResponseHeadReader, type HttpResponseHead } from './http.js';
 import { acceptKeyFor, generateKey } from './keys.js';
+import { ProxyTunnel, type ProxyEndpoint, type TunnelFailure } from './proxy.js';
 
 export interface ClientHandshakeOptions {
   /** A ws: or wss: URL without a fragment. */
@@ -18,6 +19,8 @@ export interface ClientHandshakeOptions {
   maxHandshakeHead: number;
   /** permessage-deflate to offer, or null for none. */
   perMessageDeflate: PerMessageDeflateOptions | null;
+  /** Tunnel through this HTTP(S) proxy with CONNECT; null or absent: connect directly. */
+  proxy?: ProxyEndpoint | null;
 }
 
 export interface ClientHandshakeResult {
@@ -31,18 +34,24 @@ export interface ClientHandshakeResult {
   response: HttpResponseHead;
 }
 
-/** Why an opening handshake failed; `statusCode` and `headers` are set for a non-101 reply. */
+/**
+ * Why an opening handshake failed; `statusCode` and `headers` are set for a non-101 reply (or, with
+ * `proxy` set, for the proxy's refusal of CONNECT). `proxy` is the proxy's origin (never its
+ * credentials) when the proxy was the one that failed.
+ */
 export class HandshakeError extends Error {
   statusCode?: number;
   headers?: Map<string, string[]>;
+  proxy?: string;
 
-  constructor(message: string, options?: { cause?: unknown; response?: HttpResponseHead }) {
+  constructor(message: string, options?: { cause?: unknown; response?: HttpResponseHead | undefined; proxy?: string }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'HandshakeError';
     if (options?.response !== undefined) {
       this.statusCode = options.response.statusCode;
       this.headers = options.response.headers;
     }
+    if (options?.proxy !== undefined) this.proxy = options.proxy;
   }
 }
 
@@ -54,7 +63,9 @@ type Done = (error: Error | null, result?: ClientHandshakeResult) => void;
  * socket before any other event of it is emitted.
  */
 export class ClientHandshake {
-  private readonly socket: net.Socket;
+  /** Null only while a proxy tunnel is being opened. */
+  private socket: net.Socket | null;
+  private tunnel: ProxyTunnel | null = null;
   private readonly timer: NodeJS.Timeout;
   private readonly reader: HttpResponseHeadReader;
   private readonly key = generateKey();
@@ -69,22 +80,27 @@ export class ClientHandshake {
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
     const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
     this.reader = new HttpResponseHeadReader(options.maxHandshakeHead);
-    if (secure) {
-      const tlsOptions: tls.ConnectionOptions = { ...options.tls, host, port };
-      // SNI carries host names only (RFC 6066 §3), never IP literals.
-      if (tlsOptions.servername === undefined && net.isIP(host) === 0) tlsOptions.servername = host;
-      this.socket = tls.connect(tlsOptions);
+    const proxy = options.proxy ?? null;
+    if (proxy !== null) {
+      // The handshake timeout below covers the proxy connection and CONNECT as well.
+      this.socket = null;
+      // RFC 9110 §9.3.6: CONNECT names host and port (url.hostname keeps IPv6 brackets).
+      this.tunnel = new ProxyTunnel(proxy, `${url.hostname}:${port}`, options.maxHandshakeHead, (failure, socket) => {
+        this.tunnel = null;
+        if (failure !== null) this.fail(proxyFailure(failure, proxy));
+        else this.startThroughTunnel(socket!, secure, host, port);
+      });
+    } else if (secure) {
+      this.socket = tls.connect(this.tlsOptions(host, port));
     } else {
       this.socket = net.connect({ host, port });
     }
-    this.socket.setNoDelay(true);
-    this.socket.on('data', this.onData);
-    this.socket.on('error', this.onError);
-    this.socket.on('close', this.onClose);
+    if (this.socket !== null) this.listen(this.socket);
     this.timer = setTimeout(() => {
-      this.fail(new HandshakeError(`opening handshake timed out after ${options.handshakeTimeout} ms`));
+      const message = `opening handshake timed out after ${options.handshakeTimeout} ms${this.viaProxy()}`;
+      this.fail(new HandshakeError(message, this.tunnel === null ? undefined : { proxy: proxy!.origin }));
     }, options.handshakeTimeout);
-    this.socket.write(this.request());
+    if (this.socket !== null) this.socket.write(this.request());
   }
 
   /** Abandons the handshake: the socket is destroyed and `done` is not called. */
@@ -92,8 +108,55 @@ export class ClientHandshake {
     if (this.finished) return;
     this.finished = true;
     this.cleanup();
-    this.socket.on('error', ignoreError);
-    this.socket.destroy();
+    this.destroySocket();
+  }
+
+  private tlsOptions(host: string, port: number): tls.ConnectionOptions {
+    // spec-notes §2.5: Node's defaults, so rejectUnauthorized is passed only when the user gave it.
+    const tlsOptions: tls.ConnectionOptions = { ...this.options.tls, host, port };
+    // SNI carries host names only (RFC 6066 §3), never IP literals.
+    if (tlsOptions.servername === undefined && net.isIP(host) === 0) tlsOptions.servername = host;
+    return tlsOptions;
+  }
+
+  private listen(socket: net.Socket): void {
+    socket.setNoDelay(true);
+    socket.on('data', this.onData);
+    socket.on('error', this.onError);
+    socket.on('close', this.onClose);
+  }
+
+  /** The tunnel is open: from here on the handshake is the direct one, over the tunnel's socket. */
+  private startThroughTunnel(tunnel: net.Socket, secure: boolean, host: string, port: number): void {
+    let socket = tunnel;
+    if (secure) {
+      // TLS with the target itself, end to end through the tunnel. `host` must be given: the
+      // certificate check would otherwise use the proxy's host name (the socket's) or 'localhost'.
+      socket = tls.connect({ ...this.tlsOptions(host, port), socket: tunnel });
+    }
+    this.socket = socket;
+    this.listen(socket);
+    // The tunnel left its socket paused; a new 'data' listener does not resume a paused stream.
+    if (!secure) socket.resume();
+    socket.write(this.request());
+  }
+
+  /** Connection-level failures say when they happened through a proxy. */
+  private viaProxy(): string {
+    const proxy = this.options.proxy ?? null;
+    if (proxy === null) return '';
+    return this.socket === null ? ` (connecting to proxy ${proxy.origin})` : ` (through proxy ${proxy.origin})`;
+  }
+
+  private destroySocket(): void {
+    if (this.tunnel !== null) {
+      this.tunnel.cancel();
+      this.tunnel = null;
+    }
+    if (this.socket !== null) {
+      this.socket.on('error', ignoreError);
+      this.socket.destroy();
+    }
   }
 
   private request(): string {
@@ -131,9 +194,10 @@ export class ClientHandshake {
     }
     this.finished = true;
     this.cleanup();
-    this.socket.pause();
+    const socket = this.socket!;
+    socket.pause();
     const protocol = parsed.head.headers.get('sec-websocket-protocol')?.[0] ?? '';
-    this.done(null, { socket: this.socket, head: parsed.rest, protocol, extensions, deflate, response: parsed.head });
+    this.done(null, { socket, head: parsed.rest, protocol, extensions, deflate, response: parsed.head });
   };
 
   private checkResponse(response: HttpResponseHead): HandshakeError | null {
@@ -166,28 +230,32 @@ export class ClientHandshake {
   }
 
   private readonly onError = (error: Error): void => {
-    this.fail(new HandshakeError(`connection failed: ${error.message}`, { cause: error }));
+    this.fail(new HandshakeError(`connection failed: ${error.message}${this.viaProxy()}`, { cause: error }));
   };
 
   private readonly onClose = (): void => {
-    this.fail(new HandshakeError('connection closed before the handshake completed'));
+    this.fail(new HandshakeError(`connection closed before the handshake completed${this.viaProxy()}`));
   };
 
   private fail(error: HandshakeError): void {
     if (this.finished) return;
     this.finished = true;
     this.cleanup();
-    this.socket.on('error', ignoreError);
-    this.socket.destroy();
+    this.destroySocket();
     this.done(error);
   }
 
   private cleanup(): void {
     clearTimeout(this.timer);
+    if (this.socket === null) return;
     this.socket.off('data', this.onData);
     this.socket.off('error', this.onError);
     this.socket.off('close', this.onClose);
   }
+}
+
+function proxyFailure(failure: TunnelFailure, proxy: ProxyEndpoint): HandshakeError {
+  return new HandshakeError(failure.message, { cause: failure.cause, response: failure.response, proxy: proxy.origin });
 }
 
 /** A destroyed socket may still report a late error; it must never become an uncaught one. */

@@ -29,6 +29,12 @@ export interface MessageReaderOptions extends FrameParserOptions {
 
 /** Growth floor for a message buffer, so tiny fragments do not cause a reallocation each. */
 const MIN_BUFFER_BYTES = 16 * 1024;
+/**
+ * An unfragmented message up to this size gets its whole buffer at once, sized from its header:
+ * no regrowth, no extra copies. Larger ones start here and grow, so a header alone cannot make us
+ * commit much memory (and this matches the readable's default high-water mark).
+ */
+const EAGER_BUFFER_BYTES = 1024 * 1024;
 
 /**
  * Parses frames and assembles them into messages. A message that arrives whole in one chunk is
@@ -221,7 +227,9 @@ export class MessageReader implements FrameHandler {
     if (needed <= capacity) return;
     let next = Math.max(needed, capacity * 2, MIN_BUFFER_BYTES);
     // An unfragmented message's size is known: never allocate past it (nor past the limit).
-    if (this.frameFin && this.messageSize === this.frameReceived) next = Math.min(next, this.frameLength);
+    if (this.frameFin && this.messageSize === this.frameReceived) {
+      next = Math.min(Math.max(next, EAGER_BUFFER_BYTES), this.frameLength);
+    }
     next = Math.min(next, this.maxPayload);
     const grown = Buffer.allocUnsafeSlow(next);
     if (this.buffer !== null) this.buffer.copy(grown, 0, 0, this.messageSize);

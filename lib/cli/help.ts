@@ -1,0 +1,99 @@
+// The usage texts: one for the tool, one per command.
+
+/** The command name, as installed by package.json "bin". */
+export const COMMAND = 'wss';
+
+/** Exit statuses, as CONNECT_USAGE documents them. */
+export const ExitStatus = {
+  OK: 0,
+  /** The connection could not be opened, the server could not listen, or something else failed. */
+  FAILED: 1,
+  USAGE: 2,
+  UNCLEAN_CLOSE: 3,
+  /** 128 + SIGINT, as shells report an interrupted command. */
+  INTERRUPTED: 130,
+} as const;
+
+export const TOOL_USAGE = `Usage: ${COMMAND} <command> [options]
+
+A WebSocket client and server built on the WHATWG WebSocketStream API.
+
+Commands:
+  connect <url>    open a WebSocket: stdin lines are sent, messages received are printed
+  serve            run a WebSocket server (echo, broadcast or print) with a demo page at /
+  help [command]   show this help, or a command's
+
+Run '${COMMAND} <command> --help' for a command's options.
+`;
+
+export const CONNECT_USAGE = `Usage: ${COMMAND} connect [options] <url>
+
+Opens a WebSocket to <url> (ws://, wss://, http:// or https://; ws:// when no scheme is given).
+Each line read from stdin is sent as a text message (without its line ending; an empty line is
+an empty message). Each message received is written to stdout: text as is, binary as
+"[binary N bytes] <hex>". Status lines (connected, closed, errors) go to stderr, so stdout holds
+only messages. At stdin EOF (after --wait) or on Ctrl-C the connection is closed cleanly, and the
+close code and reason the server answered with are printed.
+
+Options:
+  -H, --header <name: value>  add a request header (repeatable)
+  -p, --protocol <name>       offer a subprotocol (repeatable, or comma-separated)
+  -b, --binary                send each stdin line as a binary message, written in hex
+                              ("00ff10" or "00 ff 10"); lines that are not hex are skipped
+      --save-binary <dir>     write each binary message received to <dir>/message-N.bin
+                              instead of printing its hex
+      --no-deflate            do not offer permessage-deflate compression
+      --ca <file>             trust the CA certificates in this PEM file (wss://)
+  -k, --insecure              do not verify the server's TLS certificate
+      --ping <ms>             ping every <ms> milliseconds; no pong within <ms> drops the
+                              connection (an unclean close)
+      --close-code <code>     the close code sent at EOF or Ctrl-C: 1000 or 3000-4999
+                              (default 1000)
+      --close-reason <text>   the close reason sent (at most 123 UTF-8 bytes)
+  -w, --wait <ms>             at stdin EOF, close only once no message has arrived for <ms>
+                              milliseconds, so that replies to the last lines are seen (default 0)
+      --keep-open             do not close at stdin EOF: wait for the server to close, or Ctrl-C
+  -h, --help                  show this help
+
+Exit status: 0 after a clean close (whatever its code), 1 when the connection could not be
+opened (the cause is printed), 2 for a usage error, 3 after an unclean close (no closing
+handshake: a dropped connection, a protocol error, a missed pong). A second Ctrl-C exits at once
+with 130.
+
+Examples:
+  echo hello | ${COMMAND} connect --wait 500 ws://127.0.0.1:8080/
+  ${COMMAND} connect wss://example.com/feed -H 'Authorization: Bearer t0k3n' -p v2.chat
+  printf '0001ff\\n' | ${COMMAND} connect --binary --close-code 4000 --close-reason done ws://localhost:8080
+`;
+
+export const SERVE_USAGE = `Usage: ${COMMAND} serve [options]
+
+Runs a WebSocket server. Plain HTTP GET / serves a demo page whose WebSocketStream (or WebSocket,
+in browsers without WebSocketStream) talks to this server. Connections, subprotocols and close
+codes are logged to stderr.
+
+Modes:
+  echo       every message goes back to its sender (the default)
+  broadcast  every message goes to every connected client, the sender included; a client with
+             more than 16 MiB of messages waiting to be sent is closed with 4008
+  print      messages are written to stdout (text as is, binary as "[binary N bytes] <hex>");
+             nothing is sent back
+
+Options:
+  -m, --mode <mode>         echo, broadcast or print (default echo)
+      --port <port>         port to listen on (default 8080; 0 picks a free one)
+      --host <host>         address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)
+      --tls-cert <file>     serve https:// and wss:// with this PEM certificate (with --tls-key)
+      --tls-key <file>      the certificate's PEM private key
+      --protocols <a,b>     subprotocols this server speaks, in order of preference
+      --deflate             accept permessage-deflate compression
+      --ping <ms>           ping every client every <ms> milliseconds; no pong within <ms> drops it
+  -h, --help                show this help
+
+Ctrl-C (SIGINT) or SIGTERM stops the server: open connections are closed with 1001 first. A
+second signal exits at once.
+
+Examples:
+  ${COMMAND} serve --mode broadcast
+  ${COMMAND} serve --mode print --port 9000 --protocols chat,json > messages.log
+`;

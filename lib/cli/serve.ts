@@ -1,0 +1,265 @@
+// `serve`: a WebSocket server in echo, broadcast or print mode, with the demo page at GET /.
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { WebSocketStreamServer, type ServerWebSocketStream, type WebSocketMessage, type WebSocketStreamServerOptions } from '../index.js';
+import { flag, integerOption, MAX_MILLISECONDS, parse, splitList, stringListOption, stringOption, UsageError, type OptionSpec } from './args.js';
+import { readOptionFile } from './connect.js';
+import { DEMO_PAGE_CSP, demoPage } from './demo-page.js';
+import { SERVE_USAGE } from './help.js';
+import { binaryLine, closeDescription, describeError, styleFor, toHex, writeText, type Io, type Style } from './output.js';
+
+const MODES = ['echo', 'broadcast', 'print'] as const;
+type Mode = (typeof MODES)[number];
+
+const OPTIONS: OptionSpec = {
+  mode: { type: 'string', short: 'm' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  protocols: { type: 'string', multiple: true },
+  deflate: { type: 'boolean' },
+  ping: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+export const DEFAULT_PORT = 8080;
+export const DEFAULT_HOST = '127.0.0.1';
+/**
+ * Broadcast mode: bytes that may wait for one client before it is dropped. Broadcasting does not
+ * wait for the slowest client (that would let one stalled browser freeze everyone), so without a
+ * cap a client that stops reading would make the server buffer every message for it, forever.
+ */
+export const MAX_BROADCAST_BACKLOG = 16 * 1024 * 1024;
+/** The private-use close code (RFC 6455 §7.4.2) sent to a client dropped for being too slow. */
+export const SLOW_CLIENT_CLOSE_CODE = 4008;
+/** What open connections get when the server stops: 1001, "going away" (RFC 6455 §7.4.1). */
+const SHUTDOWN_CLOSE = { closeCode: 1001, reason: 'server shutting down' };
+
+interface ServeSettings {
+  mode: Mode;
+  port: number;
+  host: string;
+  tls: { cert: Buffer; key: Buffer } | null;
+  protocols: string[];
+  deflate: boolean;
+  ping: number | undefined;
+}
+
+export async function runServe(args: string[], io: Io): Promise<number> {
+  const parsed = parse(args, OPTIONS, 0);
+  if (flag(parsed, 'help')) {
+    await writeText(io.stdout, SERVE_USAGE);
+    return 0;
+  }
+  const settings = await serveSettings(parsed);
+  const style = styleFor(io.stderr, io.env);
+  const log = (line: string): void => void writeText(io.stderr, `${line}\n`);
+
+  const page = demoPage({ mode: settings.mode, protocols: settings.protocols });
+  const onRequest = (request: http.IncomingMessage, response: http.ServerResponse): void => servePage(request, response, page);
+  const httpServer = settings.tls === null ? http.createServer(onRequest) : https.createServer({ ...settings.tls }, onRequest);
+  const serverOptions: WebSocketStreamServerOptions = { server: httpServer, perMessageDeflate: settings.deflate };
+  if (settings.protocols.length > 0) serverOptions.protocols = settings.protocols;
+  if (settings.ping !== undefined) serverOptions.heartbeat = { interval: settings.ping };
+  let wsServer: WebSocketStreamServer;
+  try {
+    wsServer = new WebSocketStreamServer(serverOptions);
+  } catch (error) {
+    // Only what the user typed can be wrong here: a subprotocol that is not a token.
+    throw new UsageError((error as Error).message);
+  }
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once('error', reject);
+      httpServer.listen(settings.port, settings.host, () => {
+        httpServer.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (error) {
+    for (const line of describeError(error)) log(`${style.red('error:')} cannot listen on ${settings.host}:${settings.port}: ${line}`);
+    return 1;
+  }
+  // Errors on client sockets are handled by node:http and the library; this catches the rest.
+  httpServer.on('error', (error) => log(`${style.red('error:')} ${describeError(error).join('; ')}`));
+  const address = httpServer.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const secure = settings.tls !== null;
+  log(
+    `${style.green('listening')} on ${secure ? 'wss' : 'ws'}://${host}:${address.port}/ (mode ${settings.mode}` +
+      `${settings.protocols.length > 0 ? `, subprotocols ${settings.protocols.join(', ')}` : ''}${settings.deflate ? ', permessage-deflate' : ''})\n` +
+      `demo page: ${secure ? 'https' : 'http'}://${host}:${address.port}/`,
+  );
+
+  const stopped = new Promise<void>((resolve) => {
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      signals++;
+      // A second signal: do not wait for clients that ignore our close frames.
+      if (signals > 1) process.exit(130);
+      log(`${signal}: closing ${wsServer.connectionCount} connection(s) with 1001`);
+      resolve();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+
+  const broadcast = new Broadcast(log);
+  const handlers = new Set<Promise<void>>();
+  const accepting = (async () => {
+    let nextId = 1;
+    for await (const peer of wsServer.connections as unknown as AsyncIterable<ServerWebSocketStream>) {
+      const handler = handleConnection(peer, nextId++, settings.mode, broadcast, io, style, log);
+      handlers.add(handler);
+      void handler.finally(() => handlers.delete(handler));
+    }
+  })();
+
+  await stopped;
+  await wsServer.close(SHUTDOWN_CLOSE);
+  await accepting;
+  await Promise.all(handlers);
+  await new Promise<void>((resolve) => {
+    httpServer.close(() => resolve());
+    // Keep-alive connections of browsers that loaded the page would hold close() open.
+    httpServer.closeAllConnections();
+  });
+  log('stopped');
+  return 0;
+}
+
+async function serveSettings(parsed: ReturnType<typeof parse>): Promise<ServeSettings> {
+  const mode = stringOption(parsed, 'mode') ?? 'echo';
+  if (!(MODES as readonly string[]).includes(mode)) throw new UsageError(`--mode must be ${MODES.join(', ')}, not ${JSON.stringify(mode)}`);
+  const port = stringOption(parsed, 'port');
+  const cert = stringOption(parsed, 'tls-cert');
+  const key = stringOption(parsed, 'tls-key');
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  const ping = stringOption(parsed, 'ping');
+  return {
+    mode: mode as Mode,
+    port: port === undefined ? DEFAULT_PORT : integerOption(port, '--port', 0, 65535),
+    host: stringOption(parsed, 'host') ?? DEFAULT_HOST,
+    tls: cert === undefined || key === undefined ? null : { cert: await readOptionFile(cert, '--tls-cert'), key: await readOptionFile(key, '--tls-key') },
+    protocols: splitList(stringListOption(parsed, 'protocols')),
+    deflate: flag(parsed, 'deflate'),
+    ping: ping === undefined ? undefined : integerOption(ping, '--ping', 1, MAX_MILLISECONDS),
+  };
+}
+
+/** GET / (and /index.html) is the demo page; upgrades never get here, node:http routes them. */
+function servePage(request: http.IncomingMessage, response: http.ServerResponse, page: string): void {
+  const path = (request.url ?? '/').split('?')[0];
+  if (path !== '/' && path !== '/index.html') {
+    response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
+    response.end('Not found: the demo page is at /, WebSocket connections are accepted on any path.\n');
+    return;
+  }
+  if (request.method !== 'GET' && request.method !== 'HEAD') {
+    response.writeHead(405, { 'Content-Type': 'text/plain; charset=utf-8', Allow: 'GET, HEAD' });
+    response.end('Method not allowed\n');
+    return;
+  }
+  response.writeHead(200, {
+    'Content-Type': 'text/html; charset=utf-8',
+    'Content-Length': Buffer.byteLength(page),
+    'Content-Security-Policy': DEMO_PAGE_CSP,
+    'X-Content-Type-Options': 'nosniff',
+    'Cache-Control': 'no-store',
+  });
+  response.end(request.method === 'HEAD' ? undefined : page);
+}
+
+async function handleConnection(
+  peer: ServerWebSocketStream,
+  id: number,
+  mode: Mode,
+  broadcast: Broadcast,
+  io: Io,
+  style: Style,
+  log: (line: string) => void,
+): Promise<void> {
+  const { remoteAddress, remotePort, url } = peer.request;
+  let opened;
+  try {
+    opened = await peer.opened;
+  } catch (error) {
+    log(`#${id} handshake failed: ${describeError(error).join('; ')}`);
+    return;
+  }
+  const details = [opened.protocol !== '' ? `protocol ${opened.protocol}` : '', opened.extensions !== '' ? `extensions ${opened.extensions}` : ''].filter(Boolean);
+  log(`#${id} ${style.green('open')} from ${remoteAddress}:${remotePort} ${url}${details.length > 0 ? ` (${details.join('; ')})` : ''}`);
+  const writer = opened.writable.getWriter();
+  const messages = opened.readable as unknown as AsyncIterable<WebSocketMessage>;
+  try {
+    if (mode === 'echo') {
+      // Awaiting each write reads no faster than the client takes its echoes back.
+      for await (const message of messages) await writer.write(message);
+    } else if (mode === 'broadcast') {
+      broadcast.add(id, peer, writer);
+      for await (const message of messages) await broadcast.send(id, message);
+    } else {
+      for await (const message of messages) {
+        await writeText(io.stdout, typeof message === 'string' ? `${message}\n` : `${binaryLine(message.byteLength, toHex(message), styleFor(io.stdout, io.env))}\n`);
+      }
+    }
+  } catch {
+    // The connection closed while a message was being written: `closed` says how.
+  } finally {
+    broadcast.remove(id);
+  }
+  try {
+    const { closeCode, reason } = await peer.closed;
+    log(`#${id} ${style.yellow('closed')}: ${closeDescription(closeCode, reason)}`);
+  } catch (error) {
+    const { closeCode, reason } = error as { closeCode?: number | null; reason?: string };
+    log(`#${id} ${style.red('closed uncleanly')}: ${closeDescription(closeCode ?? null, reason ?? '')}; ${describeError(error).join('; ')}`);
+  }
+}
+
+interface BroadcastClient {
+  peer: ServerWebSocketStream;
+  writer: WritableStreamDefaultWriter<unknown>;
+  /** Bytes given to the writer and not yet flushed to the socket. */
+  backlog: number;
+}
+
+/** Every message to every client, the sender included, with a per-client cap on what may wait. */
+class Broadcast {
+  readonly #clients = new Map<number, BroadcastClient>();
+
+  constructor(private readonly log: (line: string) => void) {}
+
+  add(id: number, peer: ServerWebSocketStream, writer: WritableStreamDefaultWriter<unknown>): void {
+    this.#clients.set(id, { peer, writer, backlog: 0 });
+  }
+
+  remove(id: number): void {
+    this.#clients.delete(id);
+  }
+
+  /** Resolves once the sender's own copy is flushed: each client is read as fast as it reads. */
+  async send(senderId: number, message: WebSocketMessage): Promise<void> {
+    const size = typeof message === 'string' ? Buffer.byteLength(message) : message.byteLength;
+    let own: Promise<void> = Promise.resolve();
+    for (const [id, client] of this.#clients) {
+      if (client.backlog + size > MAX_BROADCAST_BACKLOG) {
+        this.remove(id);
+        this.log(`#${id} dropped: over ${MAX_BROADCAST_BACKLOG} bytes of messages waiting for it`);
+        client.peer.close({ closeCode: SLOW_CLIENT_CLOSE_CODE, reason: 'too slow: broadcast backlog full' });
+        continue;
+      }
+      client.backlog += size;
+      // Each write copies the message, so one Uint8Array can go to every client.
+      const write = client.writer.write(message).finally(() => (client.backlog -= size));
+      write.catch(() => {
+        // That client is closing; its handler logs how it closed.
+      });
+      if (id === senderId) own = write;
+    }
+    await own;
+  }
+}
