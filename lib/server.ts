@@ -9,6 +9,7 @@ import { isValidWireCloseCode } from './protocol/close.js';
 import { acceptClientOffers, normalizeDeflateOptions, type PerMessageDeflateOptions } from './protocol/permessage-deflate.js';
 import {
   CloseCode,
+  DEFAULT_ACCEPT_BACKLOG,
   DEFAULT_CLOSE_TIMEOUT,
   DEFAULT_HANDSHAKE_TIMEOUT,
   DEFAULT_MAX_HANDSHAKE_HEAD,
@@ -79,7 +80,6 @@ export interface ServerCloseInfo {
   reason?: string;
 }
 
-const DEFAULT_ACCEPT_BACKLOG = 16;
 
 const sessions = new WeakMap<WebSocketStream, Session>();
 

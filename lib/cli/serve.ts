@@ -6,7 +6,7 @@ import { WebSocketStreamServer, type ServerWebSocketStream, type WebSocketMessag
 import { flag, integerOption, MAX_MILLISECONDS, parse, splitList, stringListOption, stringOption, UsageError, type OptionSpec } from './args.js';
 import { readOptionFile } from './connect.js';
 import { DEMO_PAGE_CSP, demoPage } from './demo-page.js';
-import { SERVE_USAGE } from './help.js';
+import { ExitStatus, SERVE_USAGE } from './help.js';
 import { binaryLine, closeDescription, describeError, styleFor, toHex, writeText, type Io, type Style } from './output.js';
 
 const MODES = ['echo', 'broadcast', 'print'] as const;
@@ -51,7 +51,7 @@ export async function runServe(args: string[], io: Io): Promise<number> {
   const parsed = parse(args, OPTIONS, 0);
   if (flag(parsed, 'help')) {
     await writeText(io.stdout, SERVE_USAGE);
-    return 0;
+    return ExitStatus.OK;
   }
   const settings = await serveSettings(parsed);
   const style = styleFor(io.stderr, io.env);
@@ -59,17 +59,17 @@ export async function runServe(args: string[], io: Io): Promise<number> {
 
   const page = demoPage({ mode: settings.mode, protocols: settings.protocols });
   const onRequest = (request: http.IncomingMessage, response: http.ServerResponse): void => servePage(request, response, page);
-  const httpServer = settings.tls === null ? http.createServer(onRequest) : https.createServer({ ...settings.tls }, onRequest);
+  let httpServer: http.Server | https.Server;
+  try {
+    httpServer = settings.tls === null ? http.createServer(onRequest) : https.createServer({ ...settings.tls }, onRequest);
+  } catch (error) {
+    // Only TLS options can fail here: a file that is not a PEM certificate or key, or a mismatch.
+    throw new UsageError(`--tls-cert/--tls-key: ${describeError(error).join('; ')}`);
+  }
   const serverOptions: WebSocketStreamServerOptions = { server: httpServer, perMessageDeflate: settings.deflate };
   if (settings.protocols.length > 0) serverOptions.protocols = settings.protocols;
   if (settings.ping !== undefined) serverOptions.heartbeat = { interval: settings.ping };
-  let wsServer: WebSocketStreamServer;
-  try {
-    wsServer = new WebSocketStreamServer(serverOptions);
-  } catch (error) {
-    // Only what the user typed can be wrong here: a subprotocol that is not a token.
-    throw new UsageError((error as Error).message);
-  }
+  const wsServer = new WebSocketStreamServer(serverOptions);
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -80,8 +80,9 @@ export async function runServe(args: string[], io: Io): Promise<number> {
       });
     });
   } catch (error) {
-    for (const line of describeError(error)) log(`${style.red('error:')} cannot listen on ${settings.host}:${settings.port}: ${line}`);
-    return 1;
+    const [first, ...causes] = describeError(error);
+    log(`${style.red('error:')} cannot listen on ${settings.host}:${settings.port}: ${first}${causes.map((line) => `\n  ${line}`).join('')}`);
+    return ExitStatus.FAILED;
   }
   // Errors on client sockets are handled by node:http and the library; this catches the rest.
   httpServer.on('error', (error) => log(`${style.red('error:')} ${describeError(error).join('; ')}`));
@@ -99,7 +100,7 @@ export async function runServe(args: string[], io: Io): Promise<number> {
     const onSignal = (signal: NodeJS.Signals): void => {
       signals++;
       // A second signal: do not wait for clients that ignore our close frames.
-      if (signals > 1) process.exit(130);
+      if (signals > 1) process.exit(ExitStatus.INTERRUPTED);
       log(`${signal}: closing ${wsServer.connectionCount} connection(s) with 1001`);
       resolve();
     };
@@ -107,14 +108,16 @@ export async function runServe(args: string[], io: Io): Promise<number> {
     process.on('SIGTERM', onSignal);
   });
 
-  const broadcast = new Broadcast(log);
+  const context: ConnectionContext = { mode: settings.mode, broadcast: new Broadcast(log), io, style, outStyle: styleFor(io.stdout, io.env), log };
   const handlers = new Set<Promise<void>>();
   const accepting = (async () => {
     let nextId = 1;
     for await (const peer of wsServer.connections as unknown as AsyncIterable<ServerWebSocketStream>) {
-      const handler = handleConnection(peer, nextId++, settings.mode, broadcast, io, style, log);
+      const id = nextId++;
+      // One connection's failure is logged, never allowed to take the server down.
+      const handler = handleConnection(peer, id, context).catch((error: unknown) => log(`#${id} ${style.red('error:')} ${describeError(error).join('; ')}`));
       handlers.add(handler);
-      void handler.finally(() => handlers.delete(handler));
+      void handler.then(() => handlers.delete(handler));
     }
   })();
 
@@ -128,7 +131,7 @@ export async function runServe(args: string[], io: Io): Promise<number> {
     httpServer.closeAllConnections();
   });
   log('stopped');
-  return 0;
+  return ExitStatus.OK;
 }
 
 async function serveSettings(parsed: ReturnType<typeof parse>): Promise<ServeSettings> {
@@ -144,10 +147,21 @@ async function serveSettings(parsed: ReturnType<typeof parse>): Promise<ServeSet
     port: port === undefined ? DEFAULT_PORT : integerOption(port, '--port', 0, 65535),
     host: stringOption(parsed, 'host') ?? DEFAULT_HOST,
     tls: cert === undefined || key === undefined ? null : { cert: await readOptionFile(cert, '--tls-cert'), key: await readOptionFile(key, '--tls-key') },
-    protocols: splitList(stringListOption(parsed, 'protocols')),
+    protocols: subprotocols(splitList(stringListOption(parsed, 'protocols'))),
     deflate: flag(parsed, 'deflate'),
     ping: ping === undefined ? undefined : integerOption(ping, '--ping', 1, MAX_MILLISECONDS),
   };
+}
+
+/**
+ * RFC 6455 §4.1: a subprotocol is an HTTP token; anything else could never match a client's
+ * offer, so it is refused here rather than silently never selected.
+ */
+function subprotocols(names: string[]): string[] {
+  for (const name of names) {
+    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) throw new UsageError(`--protocols: ${JSON.stringify(name)} is not a valid subprotocol name (an HTTP token)`);
+  }
+  return names;
 }
 
 /** GET / (and /index.html) is the demo page; upgrades never get here, node:http routes them. */
@@ -173,15 +187,18 @@ function servePage(request: http.IncomingMessage, response: http.ServerResponse,
   response.end(request.method === 'HEAD' ? undefined : page);
 }
 
-async function handleConnection(
-  peer: ServerWebSocketStream,
-  id: number,
-  mode: Mode,
-  broadcast: Broadcast,
-  io: Io,
-  style: Style,
-  log: (line: string) => void,
-): Promise<void> {
+interface ConnectionContext {
+  mode: Mode;
+  broadcast: Broadcast;
+  io: Io;
+  /** For the log on stderr. */
+  style: Style;
+  /** For messages printed on stdout. */
+  outStyle: Style;
+  log(line: string): void;
+}
+
+async function handleConnection(peer: ServerWebSocketStream, id: number, { mode, broadcast, io, style, outStyle, log }: ConnectionContext): Promise<void> {
   const { remoteAddress, remotePort, url } = peer.request;
   let opened;
   try {
@@ -203,7 +220,7 @@ async function handleConnection(
       for await (const message of messages) await broadcast.send(id, message);
     } else {
       for await (const message of messages) {
-        await writeText(io.stdout, typeof message === 'string' ? `${message}\n` : `${binaryLine(message.byteLength, toHex(message), styleFor(io.stdout, io.env))}\n`);
+        await writeText(io.stdout, typeof message === 'string' ? `${message}\n` : `${binaryLine(message.byteLength, toHex(message), outStyle)}\n`);
       }
     }
   } catch {

@@ -65,6 +65,8 @@ export const DEFAULT_MAX_HANDSHAKE_HEAD = 16 * 1024;
  * spec-notes §5: a reader that does not read holds about one message or 1 MiB.
  */
 export const DEFAULT_READABLE_HIGH_WATER_MARK = 1024 * 1024;
+/** Accepted server connections queued in `server.connections` before new handshakes wait. */
+export const DEFAULT_ACCEPT_BACKLOG = 16;
 /**
  * Pongs are not queued behind this many bytes waiting in the socket: a peer that sends pings and
  * reads nothing cannot make us buffer without bound.
