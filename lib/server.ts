@@ -4,6 +4,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
+import { isToken } from './handshake/http.js';
 import { checkUpgradeRequest, isRefusal, refuse, switchingProtocolsHead, type Refusal } from './handshake/server.js';
 import { isValidWireCloseCode } from './protocol/close.js';
 import { acceptClientOffers, normalizeDeflateOptions, type PerMessageDeflateOptions } from './protocol/permessage-deflate.js';
@@ -435,6 +436,9 @@ function checkServerOptions(options: WebSocketStreamServerOptions): WebSocketStr
   if (options.readableHighWaterMark !== undefined) positiveNumber(options.readableHighWaterMark, 'readableHighWaterMark', 0, true);
   normalizeDeflateOptions(options.perMessageDeflate, 'perMessageDeflate');
   heartbeatOption(options.heartbeat);
+  for (const protocol of options.protocols ?? []) {
+    if (typeof protocol !== 'string' || !isToken(protocol)) throw new TypeError(`invalid subprotocol ${JSON.stringify(protocol)}`);
+  }
   if (options.protocols !== undefined && options.selectProtocol !== undefined) {
     throw new TypeError('give either protocols or selectProtocol, not both');
   }

@@ -1,6 +1,6 @@
 // Builds the ESM package (dist/esm), the CommonJS entry (dist/cjs) and the test tree (build/).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
@@ -20,4 +20,6 @@ run('tsconfig.cjs.json');
 // dist/cjs holds .js files compiled to CommonJS; this marker makes Node load them as such.
 mkdirSync('dist/cjs', { recursive: true });
 writeFileSync('dist/cjs/package.json', JSON.stringify({ type: 'commonjs' }, null, 2) + '\n');
+// The package's bin: runnable as ./dist/esm/cli.js too, not only through npm's shim.
+chmodSync('dist/esm/cli.js', 0o755);
 if (!process.argv.includes('--no-tests')) run('tsconfig.test.json');

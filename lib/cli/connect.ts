@@ -16,6 +16,7 @@ const OPTIONS: OptionSpec = {
   'no-deflate': { type: 'boolean' },
   ca: { type: 'string' },
   insecure: { type: 'boolean', short: 'k' },
+  proxy: { type: 'string' },
   ping: { type: 'string' },
   'close-code': { type: 'string' },
   'close-reason': { type: 'string' },
@@ -53,7 +54,7 @@ export async function runConnect(args: string[], io: Io): Promise<number> {
   try {
     stream = new WebSocketStream(settings.url, settings.options);
   } catch (error) {
-    // The constructor throws only for what the user typed: the URL, a header, a subprotocol.
+    // The constructor throws only for what the user typed: the URL, a header, a subprotocol, a proxy.
     throw new UsageError((error as Error).message);
   }
 
@@ -144,6 +145,9 @@ async function connectSettings(parsed: ReturnType<typeof parse>): Promise<Connec
     if (ca !== undefined) options.tls.ca = await readOptionFile(ca, '--ca');
     if (insecure) options.tls.rejectUnauthorized = false;
   }
+  // The library checks the URL (TypeError, reported as a usage error) and reads the environment.
+  const proxy = stringOption(parsed, 'proxy');
+  if (proxy !== undefined) options.proxy = proxy;
   const ping = stringOption(parsed, 'ping');
   if (ping !== undefined) options.heartbeat = { interval: integerOption(ping, '--ping', 1, MAX_MILLISECONDS) };
 

@@ -45,6 +45,9 @@ Options:
       --no-deflate            do not offer permessage-deflate compression
       --ca <file>             trust the CA certificates in this PEM file (wss://)
   -k, --insecure              do not verify the server's TLS certificate
+      --proxy <url|env>       connect through an HTTP(S) proxy with CONNECT
+                              (http://user:password@host:port, or https://); "env" uses
+                              HTTPS_PROXY/HTTP_PROXY unless NO_PROXY matches (default: none)
       --ping <ms>             ping every <ms> milliseconds; no pong within <ms> drops the
                               connection (an unclean close)
       --close-code <code>     the close code sent at EOF or Ctrl-C: 1000 or 3000-4999
@@ -85,7 +88,8 @@ Options:
       --host <host>         address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)
       --tls-cert <file>     serve https:// and wss:// with this PEM certificate (with --tls-key)
       --tls-key <file>      the certificate's PEM private key
-      --protocols <a,b>     subprotocols this server speaks, in order of preference
+      --protocols <a,b>     subprotocols this server speaks; the client's first offer that is
+                            listed here is selected
       --deflate             accept permessage-deflate compression
       --ping <ms>           ping every client every <ms> milliseconds; no pong within <ms> drops it
   -h, --help                show this help
