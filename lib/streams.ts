@@ -313,7 +313,7 @@ export function toMessageData(chunk: unknown): WebSocketMessage {
     if (!isArrayBuffer(buffer) || buffer.resizable) {
       throw new TypeError('a view on a resizable or shared buffer cannot be sent');
     }
-    return new Uint8Array(buffer, chunk.byteOffset, chunk.byteLength);
+    return chunk instanceof Uint8Array ? chunk : new Uint8Array(buffer, chunk.byteOffset, chunk.byteLength);
   }
   if (isSharedArrayBuffer(chunk)) {
     throw new TypeError('a SharedArrayBuffer cannot be sent');

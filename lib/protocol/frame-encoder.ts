@@ -69,7 +69,7 @@ export function encodeFrame(opcode: number, payload: Uint8Array, options: FrameO
   const frame = Buffer.allocUnsafe(headerLength(length, options.masked) + length);
   const start = writeHeader(frame, opcode, length, options.masked, options.fin ?? true, options.rsv1 ?? false);
   frame.set(payload, start);
-  if (options.masked) applyMask(frame, start, start + length, frame.subarray(start - MASK_BYTES, start), 0);
+  if (options.masked) applyMask(frame, start, start + length, frame, 0, start - MASK_BYTES);
   return frame;
 }
 
@@ -79,7 +79,7 @@ export function encodeTextFrame(opcode: number, text: string, options: FrameOpti
   const frame = Buffer.allocUnsafe(headerLength(length, options.masked) + length);
   const start = writeHeader(frame, opcode, length, options.masked, options.fin ?? true, options.rsv1 ?? false);
   frame.write(text, start, 'utf8');
-  if (options.masked) applyMask(frame, start, start + length, frame.subarray(start - MASK_BYTES, start), 0);
+  if (options.masked) applyMask(frame, start, start + length, frame, 0, start - MASK_BYTES);
   return frame;
 }
 
