@@ -124,11 +124,13 @@ export class Connection implements MessageSink {
   /** Readable backpressure: stop reading from the socket while the reader's queue is full. */
   pause(): void {
     this.paused = true;
+    this.reader.holdInflation = !this.closeSent;
     this.updateReading();
   }
 
   resume(): void {
     this.paused = false;
+    this.reader.releaseInflation();
     this.updateReading();
   }
 
@@ -337,6 +339,7 @@ export class Connection implements MessageSink {
   private sendClose(code: number | null, reason: string): void {
     this.closeSent = true;
     this.reader.discardMessages = true;
+    this.reader.releaseInflation();
     const frame = encodeFrame(Opcode.CLOSE, encodeClosePayload(code, reason), { masked: this.masked });
     this.writeControl(frame, (error) => {
       if (error == null && !this.socket.destroyed) this.closeFlushed = true;
@@ -370,6 +373,8 @@ export class Connection implements MessageSink {
   };
 
   private readonly onSocketEnd = (): void => {
+    // The peer is done sending: what was read must now be parsed, backpressure or not.
+    this.reader.releaseInflation();
     // Bytes read before the FIN may still wait behind an inflate: handle the end after them.
     if (this.reader.busy) {
       this.endPending = true;
@@ -388,6 +393,7 @@ export class Connection implements MessageSink {
 
   private readonly onSocketClose = (): void => {
     if (this.state === 'closed') return;
+    this.reader.releaseInflation();
     // As for the FIN: a close frame may already be read but still wait behind an inflate.
     if (this.reader.busy) {
       this.closePending = true;

@@ -78,5 +78,10 @@ export function parseExtensions(header: string): ExtensionOffer[] {
 }
 
 export function serializeExtension(offer: ExtensionOffer): string {
-  return [offer.name, ...offer.params.map(([name, value]) => (value === true ? name : `${name}=${value}`))].join('; ');
+  const valueOf = (value: string): string => (isTokenValue(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`);
+  return [offer.name, ...offer.params.map(([name, value]) => (value === true ? name : `${name}=${valueOf(value)}`))].join('; ');
+}
+
+function isTokenValue(value: string): boolean {
+  return value.length > 0 && [...value].every((char) => TOKEN_CHAR.test(char));
 }

@@ -185,13 +185,40 @@ export class MessageReader implements FrameHandler {
   private inflate(opcode: number, data: Uint8Array): void {
     // Messages that will be dropped need no inflating (and no later message needs this context).
     if (this.discardMessages) return;
+    // An empty payload is not a deflate stream (with the tail restored it would open a stored
+    // block that swallows the next message): it is an empty message, and the context is untouched.
+    if (data.length === 0) return this.deliverInflated(opcode, null, Buffer.alloc(0));
     this.parser.suspend();
     this.deflate!.decompress(data, (error, result) => {
       if (!this.parser.stopped) this.deliverInflated(opcode, error, result);
-      this.parser.resume();
-      this.reportError();
-      if (!this.parser.suspended) this.sink.onReadResumed();
+      // A reader that wants no more messages gets no more inflated for it: compressed bytes
+      // already read could otherwise become hundreds of times their size in memory.
+      if (this.holdInflation && !this.parser.stopped) {
+        this.inflationHeld = true;
+        return;
+      }
+      this.continueParsing();
     });
+  }
+
+  /** Set by the connection while its reader wants no more messages (readable backpressure). */
+  holdInflation = false;
+  /** Parsing stays suspended after an inflate because of `holdInflation`. */
+  private inflationHeld = false;
+
+  /** Lifts `holdInflation`, and goes on parsing if an inflate was held back by it. */
+  releaseInflation(): void {
+    this.holdInflation = false;
+    if (this.inflationHeld) {
+      this.inflationHeld = false;
+      this.continueParsing();
+    }
+  }
+
+  private continueParsing(): void {
+    this.parser.resume();
+    this.reportError();
+    if (!this.parser.suspended) this.sink.onReadResumed();
   }
 
   private deliverInflated(opcode: number, error: Error | null, result: Buffer | null): void {

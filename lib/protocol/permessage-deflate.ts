@@ -293,8 +293,10 @@ export class PerMessageDeflate {
       const inflater = (this.inflater ??= zlib.createInflateRaw({ windowBits: MAX_WINDOW_BITS }));
       this.process(inflater, [data, DEFLATE_TRAILER], this.maxPayload, (error, result) => {
         done();
-        if (error !== null) {
-          // A failed context cannot be used again; the connection is being failed anyway.
+        if (error !== null || inflater.readableEnded || inflater.writableEnded) {
+          // A failed context cannot be used again (the connection is being failed anyway), and one
+          // that met a final block (BFINAL, RFC 7692 §7.2.3.4) has ended: the next message starts
+          // a fresh one.
           if (this.inflater === inflater) this.inflater = null;
           if (!this.closed) closeStream(inflater);
         } else if (this.params.receiveNoContextTakeover) {
