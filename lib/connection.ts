@@ -114,11 +114,17 @@ export class Connection implements MessageSink {
     if (this.state !== 'open' || this.pongTimer !== null || this.reader.busy || this.paused) return;
     this.writeControl(encodeFrame(Opcode.PING, Buffer.alloc(0), { masked: this.masked }));
     const timeout = this.options.heartbeat!.timeout ?? this.options.heartbeat!.interval;
-    this.pongTimer = setTimeout(() => {
-      this.pongTimer = null;
-      this.failure ??= new Error(`no pong within ${timeout} ms: the connection is lost`);
-      this.socket.destroy();
-    }, timeout);
+    const pongTimer = setTimeout(
+      afterPendingReads(() => {
+        // A pong read in the meantime cleared (or replaced) this timer.
+        if (this.pongTimer !== pongTimer || this.state === 'closed') return;
+        this.pongTimer = null;
+        this.failure ??= new Error(`no pong within ${timeout} ms: the connection is lost`);
+        this.socket.destroy();
+      }),
+      timeout,
+    );
+    this.pongTimer = pongTimer;
   };
 
   /** Readable backpressure: stop reading from the socket while the reader's queue is full. */
@@ -357,14 +363,20 @@ export class Connection implements MessageSink {
     // The closing handshake has its own timer; the heartbeat has nothing left to check.
     this.stopHeartbeat();
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
-    this.closeTimer = setTimeout(() => {
-      this.closeTimer = null;
-      if (this.received === null) {
-        this.failure ??= new Error(`no close frame from the peer within ${this.closeTimeout} ms`);
-      }
-      // With both close frames exchanged, a late TCP close is still a clean close (spec-notes §3).
-      this.socket.destroy();
-    }, this.closeTimeout);
+    const closeTimer = setTimeout(
+      afterPendingReads(() => {
+        // A restart (the peer's close frame, read in the meantime) replaced this timer.
+        if (this.closeTimer !== closeTimer || this.state === 'closed') return;
+        this.closeTimer = null;
+        if (this.received === null) {
+          this.failure ??= new Error(`no close frame from the peer within ${this.closeTimeout} ms`);
+        }
+        // With both close frames exchanged, a late TCP close is still a clean close (spec-notes §3).
+        this.socket.destroy();
+      }),
+      this.closeTimeout,
+    );
+    this.closeTimer = closeTimer;
   }
 
   private readonly onSocketError = (error: Error): void => {
@@ -410,4 +422,12 @@ export class Connection implements MessageSink {
       this.received !== null && this.closeSent && this.closeFlushed && this.failure === null && this.unflushedWrites === 0;
     this.events.onClosed({ wasClean, received: this.received, error: wasClean ? null : this.failure });
   };
+}
+
+/**
+ * Node runs expired timers before it polls sockets: on a busy loop a deadline can pass while the
+ * awaited frame already sits unread in the socket. One setImmediate lets that read happen first.
+ */
+function afterPendingReads(callback: () => void): () => void {
+  return () => setImmediate(callback);
 }
