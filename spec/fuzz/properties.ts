@@ -38,11 +38,6 @@ export function onProgress(hook: ((count: number) => void) | null): void {
   tickHook = hook;
 }
 
-/** Inputs tried so far in this process (shrinking included). */
-export function inputCount(): number {
-  return ticks;
-}
-
 function tick(): void {
   ticks++;
   if ((ticks & 0x3ff) === 0 && tickHook !== null) tickHook(ticks);

@@ -101,10 +101,14 @@ async function main(): Promise<void> {
   const totalWeight = selected.reduce((sum, p) => sum + p.weight, 0);
   const jobs = Math.min(options.jobs, Math.max(1, options.runs));
   const perWorker: Task[][] = Array.from({ length: jobs }, () => []);
+  // Shares by weight, rounded down; the inputs left over go one each to the largest remainders.
   const planned = new Map<string, number>();
+  const shares = selected.map((p) => (options.runs * p.weight) / totalWeight);
+  let leftOver = options.runs - shares.reduce((sum, share) => sum + Math.floor(share), 0);
+  const byRemainder = selected.map((_, i) => i).sort((a, b) => (shares[b]! % 1) - (shares[a]! % 1));
+  for (const i of byRemainder) planned.set(selected[i]!.name, Math.floor(shares[i]!) + (leftOver-- > 0 ? 1 : 0));
   for (const property of selected) {
-    const runs = Math.round((options.runs * property.weight) / totalWeight);
-    planned.set(property.name, runs);
+    const runs = planned.get(property.name)!;
     for (let k = 0; k < jobs; k++) {
       const share = Math.floor(runs / jobs) + (k < runs % jobs ? 1 : 0);
       if (share === 0) continue;
@@ -115,7 +119,7 @@ async function main(): Promise<void> {
   }
   const plannedTotal = [...planned.values()].reduce((a, b) => a + b, 0);
   console.log(`fuzz: ${plannedTotal.toLocaleString('en-US')} inputs over ${selected.length} properties, seed ${options.seed}, ${jobs} worker thread(s), node ${process.version}`);
-  for (const [name, runs] of planned) console.log(`  ${name}: ${runs.toLocaleString('en-US')}`);
+  for (const property of selected) console.log(`  ${property.name}: ${planned.get(property.name)!.toLocaleString('en-US')}`);
 
   const start = Date.now();
   const counts = new Array<number>(jobs).fill(0);
