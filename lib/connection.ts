@@ -75,6 +75,8 @@ export class Connection implements MessageSink {
    */
   private readonly outQueue: Array<(next: () => void) => void> = [];
   private outBusy = false;
+  /** Bytes of pongs waiting in outQueue (they count against MAX_QUEUED_PONG_BYTES). */
+  private queuedPongBytes = 0;
   /** The socket ended or closed while parsing waited for an inflate. */
   private endPending = false;
   private closePending = false;
@@ -130,7 +132,8 @@ export class Connection implements MessageSink {
   /** Readable backpressure: stop reading from the socket while the reader's queue is full. */
   pause(): void {
     this.paused = true;
-    this.reader.holdInflation = !this.closeSent;
+    // Once the peer is gone (end or close waiting behind an inflate), what was read must be parsed.
+    this.reader.holdInflation = !this.closeSent && !this.endPending && !this.closePending;
     this.updateReading();
   }
 
@@ -273,8 +276,20 @@ export class Connection implements MessageSink {
     // RFC 6455 §5.5.2: answer with a pong carrying the same payload, unless we are done sending.
     // A peer that floods pings without reading our pongs gets no more of them once that many bytes
     // wait in the socket (§5.5.3 allows answering only the most recent ping).
-    if (this.closeSent || this.socket.writableLength > MAX_QUEUED_PONG_BYTES) return;
-    this.writeControl(encodeFrame(Opcode.PONG, payload, { masked: this.masked }));
+    if (this.closeSent || this.socket.writableLength + this.queuedPongBytes > MAX_QUEUED_PONG_BYTES) return;
+    const pong = encodeFrame(Opcode.PONG, payload, { masked: this.masked });
+    if (this.deflate === null) {
+      this.socket.write(pong);
+      return;
+    }
+    // Behind a message being compressed, the pong waits in outQueue where writableLength cannot
+    // see it: count it until it reaches the socket.
+    this.queuedPongBytes += pong.length;
+    this.enqueue((next) => {
+      this.queuedPongBytes -= pong.length;
+      if (!this.socket.destroyed) this.socket.write(pong);
+      next();
+    });
   }
 
   onPong(): void {
@@ -390,6 +405,7 @@ export class Connection implements MessageSink {
     // Bytes read before the FIN may still wait behind an inflate: handle the end after them.
     if (this.reader.busy) {
       this.endPending = true;
+      this.reader.holdInflation = false;
       return;
     }
     if (this.received === null) {
@@ -409,6 +425,7 @@ export class Connection implements MessageSink {
     // As for the FIN: a close frame may already be read but still wait behind an inflate.
     if (this.reader.busy) {
       this.closePending = true;
+      this.reader.holdInflation = false;
       return;
     }
     this.state = 'closed';

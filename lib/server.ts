@@ -259,7 +259,7 @@ export class WebSocketStreamServer {
       const serverOptions = {
         maxHeaderSize: options.maxHandshakeHead ?? DEFAULT_MAX_HANDSHAKE_HEAD,
         // node:http checks header and request timeouts only this often (30 s by default).
-        connectionsCheckingInterval: Math.min(1000, Math.max(50, handshakeTimeout / 4)),
+        connectionsCheckingInterval: Math.floor(Math.min(1000, Math.max(50, handshakeTimeout / 4))),
       };
       this.#httpServer = options.tls !== undefined ? https.createServer({ ...options.tls, ...serverOptions }) : http.createServer(serverOptions);
       this.#ownsServer = true;

@@ -4,14 +4,18 @@
 // left behind (helpers/faults.ts, leakFree), and on a server, other connections carry on.
 import { expect } from 'chai';
 import { getEventListeners } from 'node:events';
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import zlib from 'node:zlib';
 import { WebSocketStream } from '../lib/index.js';
 import { expectDOMException } from './helpers/conn.js';
 import {
+  accept101,
   checkSurvivor,
   closeOf,
   expectCloseFrame,
   expectWebSocketError,
+  frame,
   leakFree,
   MiB,
   OP,
@@ -21,12 +25,14 @@ import {
   peerClose,
   peerFrame,
   readHead,
+  rawUpgrade,
   rejection,
   retainedMemory,
   scriptedServer,
   SIDES,
   startServer,
   switchingProtocols,
+  TEST_MASK,
   track,
   until,
   untilBytesRead,
@@ -43,6 +49,11 @@ const STUCK_WRITE = 16 * MiB;
 /** On a server, another connection that the fault must not disturb; none for a client. */
 async function survivorFor(guard: Guard, pair: Pair): Promise<Survivor | null> {
   return pair.side === 'server' ? openSurvivor(guard, pair.url, pair.acceptor!) : null;
+}
+
+/** A compressed message body (RFC 7692 §7.2.1: sync flush, trailing 00 00 ff ff removed). */
+function deflated(data: Buffer): Buffer {
+  return zlib.deflateRawSync(data, { finishFlush: zlib.constants.Z_SYNC_FLUSH }).subarray(0, -4);
 }
 
 /**
@@ -75,6 +86,8 @@ async function expectAbnormalClosure(
   expect(await rejection(writer.closed), "the writable's stored error").to.equal(error);
   expect(await rejection(writer.write('late')), 'a later write').to.equal(error);
   expect(pair.ours.destroyed, 'our socket is destroyed').to.equal(true);
+  // A peer that stopped reading sees our end of TCP only once it reads again.
+  pair.peer.socket.resume();
   await pair.peer.closed;
 }
 
@@ -113,6 +126,21 @@ describe('faults', function () {
       expectWebSocketError(await rejection(stream.closed), 1006, '');
     });
 
+    leakFree('client: the server resets right after the 101: opened resolves, then closed and the pending read reject with 1006', async (guard) => {
+      const server = await scriptedServer(guard);
+      const stream = new WebSocketStream(server.url, { perMessageDeflate: false });
+      const client = guard.lastClientSocket();
+      const socket = await server.next();
+      const { response } = await accept101(socket);
+      await untilBytesRead(client, Buffer.byteLength(response));
+      socket.resetAndDestroy();
+      const { readable, writable } = await stream.opened;
+      const read = track(readable.getReader().read()).promise;
+      const error = expectWebSocketError(await rejection(stream.closed), 1006, '');
+      expect(await rejection(read)).to.equal(error);
+      expect(await rejection(writable.getWriter().closed)).to.equal(error);
+    });
+
     leakFree('server: a client that resets in the middle of its head leaves nothing behind; another connection carries on', async (guard) => {
       const { url, port, acceptor, server } = await startServer(guard);
       const survivor = await openSurvivor(guard, url, acceptor);
@@ -121,8 +149,9 @@ describe('faults', function () {
       const head = upgradeHead();
       socket.write(head.slice(0, head.length >> 1));
       await until(() => guard.serverSockets.some((s) => s.remotePort === socket.localPort), 'the server has the connection');
+      const serverSide = guard.serverSocketOf(socket);
       socket.resetAndDestroy();
-      await closeOf(guard.serverSocketOf(socket));
+      await closeOf(serverSide);
       expect(server.connectionCount).to.equal(1);
       await checkSurvivor(survivor);
       expect(acceptor.all).to.have.length(1);
@@ -144,8 +173,9 @@ describe('faults', function () {
       socket.write(upgradeHead([], '/reset'));
       await until(() => held === 1, 'the handshake is in verify');
       expect(server.connectionCount).to.equal(2);
+      const serverSide = guard.serverSocketOf(socket);
       socket.resetAndDestroy();
-      await closeOf(guard.serverSocketOf(socket));
+      await closeOf(serverSide);
       await until(() => server.connectionCount === 1, 'the handshake is given up');
       await checkSurvivor(survivor);
       expect(acceptor.all).to.have.length(1);
@@ -160,7 +190,7 @@ describe('faults', function () {
       await readHead(socket);
       const stream = await acceptor.next();
       const { readable, writable } = await stream.opened;
-      const read = readable.getReader().read();
+      const read = track(readable.getReader().read()).promise;
       socket.resetAndDestroy();
       const error = expectWebSocketError(await rejection(stream.closed), 1006, '');
       expect(await rejection(read)).to.equal(error);
@@ -199,7 +229,7 @@ describe('faults', function () {
         leakFree(`${side}: a reset ${name}: closed, the pending read and the write in progress reject with one 1006 WebSocketError`, async (guard) => {
           const pair = await openPair(guard, side);
           const survivor = await survivorFor(guard, pair);
-          const read = pair.readable.getReader().read();
+          const read = track(pair.readable.getReader().read()).promise;
           const writer = pair.writable.getWriter();
           const write = await stuckWrite(pair, writer);
           const partial = bytes(pair);
@@ -219,7 +249,7 @@ describe('faults', function () {
       leakFree(`${side}: a reset after our close frame, before the peer's: closed rejects with 1006`, async (guard) => {
         const pair = await openPair(guard, side);
         const survivor = await survivorFor(guard, pair);
-        const read = pair.readable.getReader().read();
+        const read = track(pair.readable.getReader().read()).promise;
         pair.stream.close({ closeCode: 4000, reason: 'leaving' });
         expect(await expectCloseFrame(pair.peer, 4000)).to.equal('leaving');
         pair.peer.socket.resetAndDestroy();
@@ -271,7 +301,7 @@ describe('faults', function () {
       leakFree(`${side}: a peer that reads our close frame and stays silent: closed rejects with 1006 at closeTimeout, the socket is destroyed`, async (guard) => {
         const pair = await openPair(guard, side, { closeTimeout: 150 });
         const survivor = await survivorFor(guard, pair);
-        const read = pair.readable.getReader().read();
+        const read = track(pair.readable.getReader().read()).promise;
         pair.stream.close();
         await expectCloseFrame(pair.peer, null);
         await expectAbnormalClosure(pair, { read }, /no close frame/);
@@ -288,6 +318,114 @@ describe('faults', function () {
         if (survivor !== null) await checkSurvivor(survivor);
       });
     }
+  });
+
+  describe('resets with permessage-deflate', () => {
+    for (const side of SIDES) {
+      leakFree(`${side}: a reset while our message is being compressed: closed and the write reject with one 1006 WebSocketError`, async (guard) => {
+        const pair = await openPair(guard, side, { deflate: true });
+        const survivor = pair.side === 'server' ? await openSurvivor(guard, pair.url, pair.acceptor!, true) : null;
+        const writer = pair.writable.getWriter();
+        // Incompressible: compressing it keeps a zlib job busy when the reset comes.
+        const write = track(writer.write(randomBytes(4 * MiB)));
+        pair.peer.socket.resetAndDestroy();
+        await expectAbnormalClosure(pair, { write: write.promise, writer });
+        if (survivor !== null) await checkSurvivor(survivor);
+      });
+
+      leakFree(`${side}: a reset while the peer's last message is being inflated: closed rejects with 1006, the message is whole if it is delivered`, async (guard) => {
+        const pair = await openPair(guard, side, { deflate: true });
+        const survivor = pair.side === 'server' ? await openSurvivor(guard, pair.url, pair.acceptor!, true) : null;
+        const reader = pair.readable.getReader();
+        const message = Buffer.alloc(16 * MiB, 'compressible ');
+        const compressed = peerFrame(pair, OP.BINARY, deflated(message), { rsv: 4 });
+        const read = track(reader.read()).promise;
+        pair.peer.send(compressed);
+        await untilBytesRead(pair.ours, pair.headBytes + compressed.length);
+        pair.peer.socket.resetAndDestroy();
+        const error = expectWebSocketError(await rejection(pair.stream.closed), 1006, '');
+        const first = await read.then(
+          (result) => result,
+          (reason: unknown) => reason,
+        );
+        if (first === error) {
+          expect(await rejection(reader.read())).to.equal(error);
+        } else {
+          const { value, done } = first as ReadableStreamReadResult<string | Uint8Array>;
+          expect(done).to.equal(false);
+          expect(Buffer.from(value as Uint8Array).equals(message), 'the delivered message').to.equal(true);
+          expect(await rejection(reader.read())).to.equal(error);
+        }
+        await pair.peer.closed;
+        if (survivor !== null) await checkSurvivor(survivor);
+      });
+    }
+
+    for (const side of SIDES) {
+      for (const how of ['reset', 'FIN'] as const) {
+        leakFree(
+          `${side}: a ${how} right after a compressed message bigger than the readable's high-water mark, nobody reading: closed still rejects with 1006`,
+          async (guard) => {
+            const pair = await openPair(guard, side, { deflate: true });
+            // 16 MiB once inflated (the readable holds 1 MiB), a few KiB on the wire.
+            const compressed = peerFrame(pair, OP.BINARY, deflated(Buffer.alloc(16 * MiB, 'compressible ')), { rsv: 4 });
+            pair.peer.send(compressed);
+            await untilBytesRead(pair.ours, pair.headBytes + compressed.length);
+            // The TCP end comes while the message is still being inflated.
+            if (how === 'reset') pair.peer.socket.resetAndDestroy();
+            else pair.peer.socket.end();
+            const error = expectWebSocketError(await rejection(pair.stream.closed), 1006, '');
+            expect(await rejection(pair.readable.getReader().read())).to.equal(error);
+            expect(pair.ours.destroyed).to.equal(true);
+            await pair.peer.closed;
+          },
+          { timeout: 4000 },
+        );
+      }
+    }
+
+    leakFree('server: twelve connections reset while inflating do not use up the shared zlib jobs; compression still works', async (guard) => {
+      const { url, port, acceptor, server } = await startServer(guard, { perMessageDeflate: true });
+      const message = Buffer.alloc(16 * MiB, 'compressible ');
+      const compressed = deflated(message);
+      const raws = await Promise.all(Array.from({ length: 12 }, () => rawUpgrade(port, ['Sec-WebSocket-Extensions: permessage-deflate'])));
+      const streams = await Promise.all(raws.map(() => acceptor.next()));
+      // A read waits on each, so the readables want the messages (no backpressure is involved).
+      const reads = await Promise.all(streams.map(async (stream) => track((await stream.opened).readable.getReader().read())));
+      const wire = frame(OP.BINARY, compressed, { rsv: 4, mask: TEST_MASK });
+      for (const raw of raws) raw.reader.send(wire);
+      // Each server-side socket has the whole message, then its client resets.
+      await Promise.all(raws.map((raw) => untilBytesRead(guard.serverSocketOf(raw.socket), raw.requestBytes + wire.length)));
+      const serverSides = raws.map((raw) => guard.serverSocketOf(raw.socket));
+      for (const raw of raws) raw.socket.resetAndDestroy();
+      await Promise.all(serverSides.map(closeOf));
+      for (const [i, stream] of streams.entries()) {
+        const error = expectWebSocketError(await rejection(stream.closed), 1006);
+        // The read got the whole message, or the close error.
+        const outcome = await reads[i]!.promise.then(
+          (result) => result,
+          (reason: unknown) => reason,
+        );
+        if (outcome !== error) expect((outcome as ReadableStreamReadResult<Uint8Array>).value?.byteLength).to.equal(message.length);
+      }
+      expect(server.connectionCount).to.equal(0);
+      const survivor = await openSurvivor(guard, url, acceptor, true);
+      expect((await survivor.client.opened).extensions).to.match(/^permessage-deflate/);
+      await checkSurvivor(survivor);
+    }, { timeout: 8000 });
+  });
+
+  describe('a server closing connections whose peers read nothing', () => {
+    leakFree('server: close() resolves at closeTimeout; the connection closes with 1006 and its write in progress rejects', async (guard) => {
+      const pair = await openPair(guard, 'server', { closeTimeout: 150 });
+      const survivor = await openSurvivor(guard, pair.url, pair.acceptor!);
+      const writer = pair.writable.getWriter();
+      const write = await stuckWrite(pair, writer);
+      await pair.server!.close();
+      // The survivor answered the server's close (1001 going away) and closed cleanly.
+      expect(await survivor.client.closed).to.deep.equal({ closeCode: 1001, reason: '' });
+      await expectAbnormalClosure(pair, { write: write.promise, writer }, /no close frame/);
+    });
   });
 
   describe('a peer that stops reading', () => {
@@ -334,12 +472,12 @@ describe('faults', function () {
       leakFree(`${side}: a peer that goes silent with TCP open (reads nothing, answers nothing) is dropped: 1006, and the write in progress rejects`, async (guard) => {
         const pair = await openPair(guard, side, { heartbeat: { interval: 50, timeout: 150 } });
         const survivor = await survivorFor(guard, pair);
-        const read = pair.readable.getReader().read();
+        const read = track(pair.readable.getReader().read()).promise;
         const writer = pair.writable.getWriter();
         // A black hole: no reset, no FIN, no bytes either way.
         pair.peer.socket.pause();
-        const write = writer.write(new Uint8Array(STUCK_WRITE));
-        await expectAbnormalClosure(pair, { write, read, writer }, /no pong/);
+        const write = track(writer.write(new Uint8Array(STUCK_WRITE)));
+        await expectAbnormalClosure(pair, { write: write.promise, read, writer }, /no pong/);
         if (survivor !== null) await checkSurvivor(survivor);
       });
     }

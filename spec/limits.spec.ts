@@ -2,6 +2,7 @@
 // on the client and on the server where it applies. Every test checks that it leaves no socket,
 // server or timer behind (helpers/faults.ts, leakFree).
 import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import zlib from 'node:zlib';
 import {
@@ -13,7 +14,6 @@ import {
 import { MAX_QUEUED_PONG_BYTES } from '../lib/protocol/constants.js';
 import { textOfBytes } from './helpers/conn.js';
 import {
-  accept101,
   closeCleanly,
   closeFrame,
   closeOf,
@@ -33,7 +33,6 @@ import {
   peerClose,
   peerFrame,
   rawExchange,
-  rawUpgrade,
   readHead,
   rejection,
   resourceCounts,
@@ -44,6 +43,7 @@ import {
   statusOf,
   switchingProtocols,
   TEST_MASK,
+  track,
   untilBytesRead,
   untilStalled,
   upgradeHead,
@@ -245,8 +245,8 @@ describe('limits', function () {
 
   describe('handshake time (handshakeTimeout)', () => {
     leakFree('client: a 101 that comes inside handshakeTimeout opens the connection, and no handshake timer outlives it', async (guard) => {
-      const timersBefore = resourceCounts().Timeout;
       const server = await scriptedServer(guard);
+      const timersBefore = resourceCounts().Timeout;
       const stream = new WebSocketStream(server.url, { handshakeTimeout: 300, perMessageDeflate: false });
       const socket = await server.next();
       const { head, rest } = await readHead(socket);
@@ -372,7 +372,7 @@ describe('limits', function () {
       leakFree(`${side}: one byte more, in the last fragment, fails the connection with 1009 and delivers nothing`, async (guard) => {
         const pair = await openPair(guard, side, { maxPayload: 1000 });
         const reader = pair.readable.getReader();
-        const read = reader.read();
+        const read = track(reader.read()).promise;
         pair.peer.send(fragmented(pair, OP.BINARY, pattern(1001), [125, 125, 125, 125, 125, 125, 125, 126]));
         expect(await expectCloseFrame(pair.peer, 1009)).to.match(/maxPayload/);
         // We failed the connection: TCP closes without waiting for an answer.
@@ -418,7 +418,7 @@ describe('limits', function () {
       leakFree(`${side}: one inflated byte more fails the connection with 1009`, async (guard) => {
         const pair = await openPair(guard, side, { maxPayload: LIMIT, deflate: true });
         const reader = pair.readable.getReader();
-        const read = reader.read();
+        const read = track(reader.read()).promise;
         pair.peer.send(peerFrame(pair, OP.BINARY, deflated(body(LIMIT + 1)), { rsv: 4 }));
         expect(await expectCloseFrame(pair.peer, 1009)).to.match(/maxPayload/);
         await pair.peer.closed;
@@ -602,6 +602,43 @@ describe('limits', function () {
         const pongs = pair.peer.counts.get(OP.PONG) ?? 0;
         expect(pongs).to.be.above(0);
         expect(pongs).to.be.below(pings);
+      });
+    }
+  });
+
+  describe('queued pongs with permessage-deflate', () => {
+    for (const side of SIDES) {
+      leakFree(`${side}: pongs answered while a message is being compressed are held to MAX_QUEUED_PONG_BYTES too`, async (guard) => {
+        const pair = await openPair(guard, side, { deflate: true });
+        const reader = pair.readable.getReader();
+        const writer = pair.writable.getWriter();
+        pair.peer.discard.add(OP.PONG);
+        pair.peer.socket.pause();
+        const pongSize = 125 + 2 + (side === 'client' ? 4 : 0);
+        // Incompressible, so compressing it keeps the threadpool busy for a while, and too big for
+        // the socket buffers of a peer that reads nothing: every pong after it stays queued.
+        const write = writer.write(randomBytes(16 * MiB));
+        const batch = Buffer.concat(Array.from({ length: 8192 }, () => peerFrame(pair, OP.PING, Buffer.alloc(125, 0x70))));
+        let pings = 0;
+        // More than twice the limit's worth of pongs, asked for while the message compresses.
+        for (let i = 0; i < 3; i++) {
+          pair.peer.send(batch);
+          pings += 8192;
+          pair.peer.send(peerFrame(pair, OP.TEXT, `batch ${i}`));
+          expect(await reader.read()).to.deep.equal({ value: `batch ${i}`, done: false });
+        }
+        pair.peer.socket.resume();
+        await write;
+        const data = await pair.peer.nextFrame();
+        expect(data.opcode).to.equal(OP.BINARY);
+        expect(data.rsv).to.equal(4);
+        reader.releaseLock();
+        await closeCleanly(pair);
+        expect(pings * pongSize).to.be.above(2 * MAX_QUEUED_PONG_BYTES);
+        // Every pong came after the message, which the peer did not read until now: all of them
+        // were queued at once.
+        const pongs = pair.peer.counts.get(OP.PONG) ?? 0;
+        expect(pongs * pongSize, 'pong bytes queued behind the message').to.be.at.most(MAX_QUEUED_PONG_BYTES + pongSize);
       });
     }
   });

@@ -1,7 +1,8 @@
 // Helpers for the limit and fault specs: a per-test leak guard (sockets, servers, timers), a
 // scripted raw TCP server that controls a connection from its first byte, an efficient raw frame
-// reader for large transfers, stall detection and a forced garbage collection for memory checks.
-// Independent of lib/ on purpose, except for the WebSocketError class the assertions check.
+// reader for large transfers, stall detection, a forced garbage collection for memory checks, and
+// "pairs": our WebSocketStream (client or server side) against a raw peer. The raw side's framing
+// is written independently of lib/ on purpose.
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import dc from 'node:diagnostics_channel';
@@ -103,7 +104,8 @@ export class Guard {
   async finish(failed: boolean): Promise<void> {
     while (this.cleanups.length > 0) {
       try {
-        await this.cleanups.pop()!();
+        // A cleanup stuck on a broken connection (server.close() waiting for it) must not hang the run.
+        await within(Promise.resolve(this.cleanups.pop()!()), 1000, 'a cleanup');
       } catch {
         // One failed cleanup must not keep the others from running.
       }
@@ -143,26 +145,44 @@ export class Guard {
   }
 }
 
+/** Rejects after `ms` unless `promise` settles first; the timer is cleared either way. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Time kept back from mocha's timeout so that a stuck test still cleans up after itself. */
+const CLEANUP_RESERVE_MS = 2500;
+
 /**
- * A test that must leave nothing behind: its cleanups run whatever happens, then (if it passed)
- * every socket it opened must close and the active socket, server and timer counts must be back
- * where they were.
+ * A test that must leave nothing behind: its cleanups run whatever happens (even when its body
+ * hangs: the body gets mocha's timeout minus a reserve), then, if it passed, every socket it
+ * opened must close and the active socket, server and timer counts must be back where they were.
  */
-export function leakFree(title: string, body: (guard: Guard) => Promise<void>): Mocha.Test {
-  return it(title, async function () {
+export function leakFree(title: string, body: (guard: Guard) => Promise<void>, options: { timeout?: number } = {}): Mocha.Test {
+  const test = it(title, async function () {
     // Mocha starts the test's own timeout timer once this function has returned its promise:
     // count from then on.
     await null;
     const guard = new Guard();
     let failed = true;
     try {
-      await body(guard);
+      await within(body(guard), Math.max(1000, this.timeout() - CLEANUP_RESERVE_MS), 'the test');
       failed = false;
     } finally {
       await guard.finish(failed);
     }
     await guard.assertNoLeaks();
   });
+  if (options.timeout !== undefined) test.timeout(options.timeout);
+  return test;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -785,8 +805,8 @@ export interface Survivor {
 }
 
 /** Opens our client to `url`, echoed by the server side; takes its stream from `acceptor`. */
-export async function openSurvivor(guard: Guard, url: string, acceptor: Acceptor): Promise<Survivor> {
-  const client = new WebSocketStream(url, { perMessageDeflate: false });
+export async function openSurvivor(guard: Guard, url: string, acceptor: Acceptor, deflate = false): Promise<Survivor> {
+  const client = new WebSocketStream(url, { perMessageDeflate: deflate });
   const clientSocket = guard.lastClientSocket();
   const serverStream = await acceptor.next();
   void echo(serverStream);
@@ -810,8 +830,10 @@ export async function openSurvivor(guard: Guard, url: string, acceptor: Acceptor
 /** The survivor still echoes, gained no listeners, and closes cleanly. */
 export async function checkSurvivor(survivor: Survivor): Promise<void> {
   for (let i = 0; i < 3; i++) {
-    await survivor.writer.write(`still here ${i}`);
-    expect(await survivor.reader.read()).to.deep.equal({ value: `still here ${i}`, done: false });
+    // Long enough to be compressed when permessage-deflate is on (the default threshold is 1 KiB).
+    const text = `still here ${i} `.repeat(200);
+    await survivor.writer.write(text);
+    expect(await survivor.reader.read()).to.deep.equal({ value: text, done: false });
   }
   expect(listenerSnapshot(survivor.clientSocket), 'listeners on the survivor client socket').to.deep.equal(survivor.listeners.client);
   expect(listenerSnapshot(survivor.serverSocket), 'listeners on the survivor server socket').to.deep.equal(survivor.listeners.server);
