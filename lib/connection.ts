@@ -153,10 +153,6 @@ export class Connection implements MessageSink {
     else this.socket.resume();
   }
 
-  get hasUnflushedWrites(): boolean {
-    return this.unflushedWrites > 0;
-  }
-
   /**
    * Sends one message. `callback(true)` once the frame is flushed to the kernel with the socket
    * still open; `callback(false)` if the socket went away first (Node then reports the write
@@ -252,13 +248,6 @@ export class Connection implements MessageSink {
     this.sendClose(code, reason);
     this.startCloseTimer();
     this.updateReading();
-  }
-
-  /** Ends the connection at once, without a closing handshake (the result is not clean). */
-  destroy(error: Error): void {
-    if (this.state === 'closed') return;
-    this.failure ??= error;
-    this.socket.destroy();
   }
 
   // MessageSink: what the reader found.
