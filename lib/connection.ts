@@ -2,7 +2,8 @@
 import type { Duplex } from 'node:stream';
 import { encodeClosePayload } from './protocol/close.js';
 import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PAYLOAD, MAX_QUEUED_PONG_BYTES, Opcode } from './protocol/constants.js';
-import { encodeFrame, encodeTextFrame } from './protocol/frame-encoder.js';
+import { encodeFrame, encodeTextFrame, headerLength } from './protocol/frame-encoder.js';
+import { acquireFrameBuffer, releaseFrameBuffer } from './protocol/frame-pool.js';
 import type { ProtocolError, Role } from './protocol/frame-parser.js';
 import { MessageReader, type MessageSink } from './protocol/message-assembler.js';
 import { PerMessageDeflate, type DeflateParams } from './protocol/permessage-deflate.js';
@@ -170,7 +171,16 @@ export class Connection implements MessageSink {
     };
     const deflate = this.deflate;
     if (deflate === null) {
-      this.socket.write(this.dataFrame(data), written);
+      const pooled = typeof data === 'string' ? undefined : acquireFrameBuffer(headerLength(data.byteLength, this.masked) + data.byteLength);
+      if (pooled === undefined) {
+        this.socket.write(this.dataFrame(data), written);
+      } else {
+        this.socket.write(encodeFrame(Opcode.BINARY, data as Uint8Array, { masked: this.masked }, pooled), (error) => {
+          // The socket no longer refers to the frame once its write called back.
+          releaseFrameBuffer(pooled);
+          written(error);
+        });
+      }
       return;
     }
     const opcode = typeof data === 'string' ? Opcode.TEXT : Opcode.BINARY;

@@ -64,9 +64,10 @@ export interface FrameOptions {
  * One frame in one buffer: header, then a copy of `payload` (masked if asked). The copy is the
  * snapshot the WebSocketStream write semantics require, so it is not an extra one.
  */
-export function encodeFrame(opcode: number, payload: Uint8Array, options: FrameOptions): Buffer {
+export function encodeFrame(opcode: number, payload: Uint8Array, options: FrameOptions, target?: Buffer): Buffer {
   const length = payload.byteLength;
-  const frame = Buffer.allocUnsafe(headerLength(length, options.masked) + length);
+  const size = headerLength(length, options.masked) + length;
+  const frame = target === undefined ? Buffer.allocUnsafe(size) : target.subarray(0, size);
   const start = writeHeader(frame, opcode, length, options.masked, options.fin ?? true, options.rsv1 ?? false);
   frame.set(payload, start);
   if (options.masked) applyMask(frame, start, start + length, frame, 0, start - MASK_BYTES);
