@@ -53,18 +53,7 @@ export function expectThrowsTypeError(fn: () => unknown): TypeError {
 }
 
 /** Awaits `promise`, expecting it to reject, and returns the reason. */
-export async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  let rejected = false;
-  let reason: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    rejected = true;
-    reason = error;
-  }
-  expect(rejected, 'expected the promise to reject').to.equal(true);
-  return reason;
-}
+export { rejectionOf } from './conn.js';
 
 /** A tag error thrown by user callbacks (toString, valueOf, iterators), to check it passes through. */
 export class Marker extends Error {

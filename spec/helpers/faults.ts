@@ -189,18 +189,7 @@ export function leakFree(title: string, body: (guard: Guard) => Promise<void>, o
 // Promises and errors
 
 /** Awaits `promise`, expecting a rejection, and returns the reason. */
-export async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  let rejected = false;
-  let reason: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    rejected = true;
-    reason = error;
-  }
-  expect(rejected, 'expected the promise to reject').to.equal(true);
-  return reason;
-}
+export { rejectionOf as rejection } from './conn.js';
 
 /** A real WebSocketError with this code (and reason, if given); returns it. */
 export function expectWebSocketError(error: unknown, closeCode: number | null, reason?: string): WebSocketError {
