@@ -1,11 +1,11 @@
 // Helpers for the browser interop spec: Debian's Chromium through playwright-core, and our
 // WebSocketStreamServer attached to an http.Server that also serves the test page.
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { WebSocketStreamServer, type ServerWebSocketStream, type WebSocketStreamServerOptions } from '../../../lib/index.js';
+import { requireProgram } from '../support/services.js';
 import { pageHtml, type ChunkInfo, type PageApi, type PageFeatures } from './page.js';
 
 export const CHROMIUM_PATH = '/usr/bin/chromium';
@@ -27,13 +27,8 @@ export const CHROMIUM_ARGS = [
  * --user-data-dir of its own and removes it on close.
  */
 export async function launchChromium(): Promise<Browser> {
-  if (!fs.existsSync(CHROMIUM_PATH)) {
-    throw new Error(
-      `${CHROMIUM_PATH} is missing: the browser interop spec needs Debian's chromium ` +
-        '(apt-get install -y --no-install-recommends chromium; .ci/run installs it when missing)',
-    );
-  }
-  return chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_ARGS });
+  const executablePath = requireProgram(CHROMIUM_PATH, 'chromium', 'the browser interop spec');
+  return chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS });
 }
 
 /** What our side saw of one message. */
