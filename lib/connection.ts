@@ -5,7 +5,7 @@ import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PAYLOAD, MAX_QUEUED_PONG_BYTES, Opco
 import { encodeFrame, encodeTextFrame, headerLength } from './protocol/frame-encoder.js';
 import { acquireFrameBuffer, releaseFrameBuffer } from './protocol/frame-pool.js';
 import type { ProtocolError, Role } from './protocol/frame-parser.js';
-import { MessageReader, type MessageSink } from './protocol/message-assembler.js';
+import { MessageReader, type MessageSink } from './protocol/message-reader.js';
 import { PerMessageDeflate, type DeflateParams } from './protocol/permessage-deflate.js';
 
 export type ConnectionState = 'open' | 'closing' | 'closed';
@@ -39,8 +39,14 @@ export interface ConnectionCloseInfo {
 
 export interface ConnectionEvents {
   onMessage(data: string | Uint8Array): void;
-  /** The peer's valid close frame arrived (our reply, if one was needed, is already queued). */
-  onPeerClose(code: number | null, reason: string): void;
+  /**
+   * The peer's valid close frame arrived. Return true to hold our reply (RFC 6455 §5.5.1 lets an
+   * endpoint finish sending first): sending stays possible until `replyToPeerClose()`, or until the
+   * close timeout calls `onReplyDue()`. Return false and the reply is queued at once.
+   */
+  onPeerClose(code: number | null, reason: string): boolean;
+  /** A held reply to the peer's close frame may wait no longer: call `replyToPeerClose()`. */
+  onReplyDue(): void;
   onClosed(info: ConnectionCloseInfo): void;
 }
 
@@ -301,15 +307,33 @@ export class Connection implements MessageSink {
 
   onClose(code: number | null, reason: string): void {
     this.received = { code, reason };
-    // RFC 6455 §5.5.1: echo the close unless ours was already sent; 1005 is never put on the wire.
-    if (!this.closeSent) this.sendClose(code, reason);
     this.state = 'closing';
-    this.events.onPeerClose(code, reason);
+    const hold = this.events.onPeerClose(code, reason) && !this.closeSent;
     if ((this.state as ConnectionState) === 'closed') return;
+    if (hold) {
+      // The close timer bounds the hold; when it fires the reply is due (onReplyDue).
+      this.startCloseTimer();
+      this.updateReading();
+    } else {
+      this.replyToPeerClose();
+    }
+  }
+
+  /** Answers the peer's close frame, now or at the end of a hold (see ConnectionEvents.onPeerClose). */
+  replyToPeerClose(): void {
+    const received = this.received;
+    if (received === null || this.state === 'closed') return;
+    // RFC 6455 §5.5.1: echo the close unless ours was already sent; 1005 is never put on the wire.
+    if (!this.closeSent) this.sendClose(received.code, received.reason);
     // RFC 6455 §7.1.1: the server closes TCP first; the client waits for it, within the timeout.
     if (this.options.role === 'server') this.endSocket();
     this.startCloseTimer();
     this.updateReading();
+  }
+
+  /** Data frames may still be sent: our close frame is not out yet and the socket is open. */
+  get canSend(): boolean {
+    return !this.closeSent && this.state !== 'closed';
   }
 
   onProtocolError(error: ProtocolError): void {
@@ -382,6 +406,11 @@ export class Connection implements MessageSink {
         // A restart (the peer's close frame, read in the meantime) replaced this timer.
         if (this.closeTimer !== closeTimer || this.state === 'closed') return;
         this.closeTimer = null;
+        if (this.received !== null && !this.closeSent) {
+          // A held reply to the peer's close frame may wait no longer.
+          this.events.onReplyDue();
+          return;
+        }
         if (this.received === null) {
           this.failure ??= new Error(`no close frame from the peer within ${this.closeTimeout} ms`);
         }
@@ -414,6 +443,8 @@ export class Connection implements MessageSink {
       this.socket.destroy();
       return;
     }
+    // A held reply still has to go out; replyToPeerClose() ends our side after it.
+    if (!this.closeSent) return;
     // Upgraded sockets from node:http allow half-open connections: finish our side too.
     this.socket.end();
   };

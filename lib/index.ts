@@ -3,10 +3,21 @@ export { WebSocketStream } from './websocket-stream.js';
 export type { WebSocketStreamOptions, HeadersInit } from './websocket-stream.js';
 export { WebSocketError } from './websocket-error.js';
 export type { WebSocketCloseInfo } from './websocket-error.js';
-export type { WebSocketOpenInfo, WebSocketClosedInfo, WebSocketMessage } from './streams.js';
-export { CloseCode, DEFAULT_MAX_PAYLOAD, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_HANDSHAKE_HEAD, DEFAULT_READABLE_HIGH_WATER_MARK } from './protocol/constants.js';
-export { WebSocketStreamServer, ServerWebSocketStream, handleUpgrade } from './server.js';
-export type { WebSocketStreamServerOptions, ServerHandshakeOptions, ServerCloseInfo, UpgradeRequestInfo, VerifyResult } from './server.js';
+export type { WebSocketOpenInfo, WebSocketClosedInfo, WebSocketMessage } from './session.js';
+export {
+  CloseCode,
+  DEFAULT_ACCEPT_BACKLOG,
+  DEFAULT_MAX_PAYLOAD,
+  DEFAULT_HANDSHAKE_TIMEOUT,
+  DEFAULT_CLOSE_TIMEOUT,
+  DEFAULT_MAX_HANDSHAKE_HEAD,
+  DEFAULT_READABLE_HIGH_WATER_MARK,
+} from './protocol/constants.js';
+export { WebSocketStreamServer } from './server.js';
+export type { ServerCloseInfo } from './server.js';
+export { ServerWebSocketStream, handleUpgrade } from './accept.js';
+export type { UpgradeRequestInfo } from './accept.js';
+export type { WebSocketStreamServerOptions, ServerHandshakeOptions, VerifyResult, HeartbeatOptions } from './options.js';
 export type { Refusal } from './handshake/server.js';
 export type { PerMessageDeflateOptions } from './protocol/permessage-deflate.js';
 export type { ProxyOptions } from './handshake/proxy.js';

@@ -1,4 +1,24 @@
-// Validation of the Node-only numeric options, shared by the client and the server.
+// Options: the server's types, and one resolver per role that converts, checks and defaults them
+// once, so that nothing downstream re-reads or re-derives a user's option.
+import type { IncomingMessage } from 'node:http';
+import type * as http from 'node:http';
+import type * as https from 'node:https';
+import type * as tls from 'node:tls';
+import type { HeartbeatOptions } from './connection.js';
+import { isToken } from './handshake/http.js';
+import type { Refusal } from './handshake/server.js';
+import {
+  DEFAULT_ACCEPT_BACKLOG,
+  DEFAULT_CLOSE_TIMEOUT,
+  DEFAULT_HANDSHAKE_TIMEOUT,
+  DEFAULT_MAX_HANDSHAKE_HEAD,
+  DEFAULT_MAX_PAYLOAD,
+  DEFAULT_READABLE_HIGH_WATER_MARK,
+} from './protocol/constants.js';
+import { normalizeDeflateOptions, type PerMessageDeflateOptions } from './protocol/permessage-deflate.js';
+import type { SessionOptions } from './session.js';
+
+export type { HeartbeatOptions } from './connection.js';
 
 /** setTimeout takes at most 2^31-1 ms; past that Node fires after 1 ms, so such values are refused. */
 export const MAX_TIMEOUT = 2 ** 31 - 1;
@@ -20,18 +40,172 @@ export function timeoutOption(value: unknown, name: string, fallback: number): n
   return ms;
 }
 
-export interface HeartbeatOption {
-  interval: number;
-  timeout?: number;
-}
-
-/** `heartbeat`: off when undefined; else an interval and an optional pong timeout, in ms. */
-export function heartbeatOption(value: unknown): HeartbeatOption | null {
+/** `heartbeat`: off when undefined or null; else an interval and an optional pong timeout, in ms. */
+export function heartbeatOption(value: unknown): HeartbeatOptions | null {
   if (value === undefined || value === null) return null;
   if (typeof value !== 'object') throw new TypeError('heartbeat must be an object: { interval, timeout? }');
   const { interval, timeout } = value as { interval?: unknown; timeout?: unknown };
   if (interval === undefined) throw new TypeError('heartbeat.interval is required');
-  const result: HeartbeatOption = { interval: timeoutOption(interval, 'heartbeat.interval', 0) };
+  const result: HeartbeatOptions = { interval: timeoutOption(interval, 'heartbeat.interval', 0) };
   if (timeout !== undefined) result.timeout = timeoutOption(timeout, 'heartbeat.timeout', 0);
   return result;
+}
+
+/**
+ * `verify`'s answer: `true` accepts; `false`, `undefined` or `null` refuse with 403; a Refusal
+ * refuses with its status (4xx or 5xx), headers and message.
+ */
+export type VerifyResult = boolean | Refusal | null | undefined;
+
+export interface ServerHandshakeOptions {
+  /** Subprotocols this server speaks; the first one the client offered that is listed here wins. */
+  protocols?: readonly string[];
+  /**
+   * Picks the subprotocol instead of `protocols`: return one of `offered`, or null, undefined or ""
+   * for none; may be async. Anything else (or a throw) refuses the upgrade with 500.
+   */
+  selectProtocol?: (offered: string[], request: IncomingMessage) => string | null | undefined | Promise<string | null | undefined>;
+  /**
+   * Accepts or refuses a request (authentication, Origin checks); may be async. See VerifyResult;
+   * any other result, a throw or a rejection refuses with 500, and one that never settles is cut
+   * off by `handshakeTimeout` (503).
+   */
+  verify?: (request: IncomingMessage) => VerifyResult | Promise<VerifyResult>;
+  /**
+   * Receives what goes wrong in your callbacks (`verify`, `selectProtocol`): what they threw, or a
+   * TypeError describing a result they may not return. The upgrade has been refused with 500.
+   * Default: a process warning, once per callback (later ones are not printed).
+   */
+  onError?: (error: Error) => void;
+  /** Largest message accepted from a client, in bytes (1009 beyond it). Default 100 MiB. */
+  maxPayload?: number;
+  /** Milliseconds allowed for the upgrade (verify included); also the HTTP head timeout when listening. Default 30 000. */
+  handshakeTimeout?: number;
+  /** Milliseconds to wait for the client's close frame and TCP close. Default 5 000. */
+  closeTimeout?: number;
+  /** Bytes of messages a server-side readable queues before reading from the socket stops. Default 1 MiB. */
+  readableHighWaterMark?: number;
+  /** Accept permessage-deflate offers (RFC 7692). Off by default, like ws; true or an options object turns it on. */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
+  /** Ping every client every `interval` ms; no pong within `timeout` ms drops it (1006). Off by default. */
+  heartbeat?: HeartbeatOptions;
+}
+
+export interface WebSocketStreamServerOptions extends ServerHandshakeOptions {
+  /** Listen on this port (0 for any free port). */
+  port?: number;
+  /** Host to listen on; default all interfaces, like node:http. */
+  host?: string;
+  /** Listen with TLS (wss://): options for https.createServer (key, cert, …). */
+  tls?: tls.TlsOptions;
+  /** Attach to an existing http or https server instead of listening. */
+  server?: http.Server | https.Server;
+  /**
+   * Handle only upgrade requests whose path (without the query) is exactly this. Servers attached
+   * to one http.Server share its upgrades: an exact path wins over a server without `path`.
+   */
+  path?: string;
+  /** Open connections (and handshakes in progress) allowed at once; more get 503. Default unlimited. */
+  maxConnections?: number;
+  /** Largest HTTP request head, when the server listens itself. Default 16 KiB. */
+  maxHandshakeHead?: number;
+  /** Accepted connections waiting in `connections` before further handshakes wait. Default 16. */
+  acceptBacklog?: number;
+}
+
+/** Server handshake options after conversion and defaults: what `accept` works from. */
+export interface ResolvedServerHandshake {
+  readonly protocols: readonly string[];
+  readonly selectProtocol: ServerHandshakeOptions['selectProtocol'];
+  readonly verify: ServerHandshakeOptions['verify'];
+  readonly onError: ServerHandshakeOptions['onError'];
+  readonly handshakeTimeout: number;
+  readonly perMessageDeflate: PerMessageDeflateOptions | null;
+  readonly session: SessionOptions;
+}
+
+export interface ResolvedServerOptions extends ResolvedServerHandshake {
+  readonly port: number | undefined;
+  readonly host: string | undefined;
+  readonly tls: tls.TlsOptions | undefined;
+  readonly server: http.Server | https.Server | undefined;
+  readonly path: string | undefined;
+  readonly maxConnections: number;
+  readonly maxHandshakeHead: number;
+  readonly acceptBacklog: number;
+}
+
+function optionalFunction<T>(value: unknown, name: string): T | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'function') throw new TypeError(`${name} must be a function`);
+  return value as T;
+}
+
+/** Reads, checks and defaults the handshake options of a server or of `handleUpgrade`, once. */
+export function resolveServerHandshake(options: unknown): ResolvedServerHandshake {
+  if (options === undefined || options === null) options = {};
+  if (typeof options !== 'object') throw new TypeError('options must be an object');
+  const given = options as Record<keyof ServerHandshakeOptions, unknown>;
+  const rawProtocols = given.protocols;
+  const selectProtocol = optionalFunction<ServerHandshakeOptions['selectProtocol']>(given.selectProtocol, 'selectProtocol');
+  let protocols: string[] = [];
+  if (rawProtocols !== undefined) {
+    if (typeof rawProtocols !== 'object' || rawProtocols === null || !(Symbol.iterator in rawProtocols)) {
+      throw new TypeError('protocols must be an array of strings');
+    }
+    protocols = [...(rawProtocols as Iterable<unknown>)].map((protocol) => {
+      if (typeof protocol !== 'string' || !isToken(protocol)) throw new TypeError(`invalid subprotocol ${JSON.stringify(protocol)}`);
+      return protocol;
+    });
+    if (selectProtocol !== undefined) throw new TypeError('give either protocols or selectProtocol, not both');
+  }
+  const session: SessionOptions = {
+    role: 'server',
+    maxPayload: positiveNumber(given.maxPayload, 'maxPayload', DEFAULT_MAX_PAYLOAD),
+    closeTimeout: timeoutOption(given.closeTimeout, 'closeTimeout', DEFAULT_CLOSE_TIMEOUT),
+    readableHighWaterMark: positiveNumber(given.readableHighWaterMark, 'readableHighWaterMark', DEFAULT_READABLE_HIGH_WATER_MARK, true),
+  };
+  const heartbeat = heartbeatOption(given.heartbeat);
+  if (heartbeat !== null) session.heartbeat = heartbeat;
+  return {
+    protocols,
+    selectProtocol,
+    verify: optionalFunction<ServerHandshakeOptions['verify']>(given.verify, 'verify'),
+    onError: optionalFunction<ServerHandshakeOptions['onError']>(given.onError, 'onError'),
+    handshakeTimeout: timeoutOption(given.handshakeTimeout, 'handshakeTimeout', DEFAULT_HANDSHAKE_TIMEOUT),
+    perMessageDeflate: normalizeDeflateOptions(given.perMessageDeflate, 'perMessageDeflate'),
+    session,
+  };
+}
+
+/** Reads, checks and defaults a WebSocketStreamServer's options, once. */
+export function resolveServerOptions(options: unknown): ResolvedServerOptions {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  const given = options as Record<keyof WebSocketStreamServerOptions, unknown>;
+  const handshake = resolveServerHandshake(options);
+  const server = given.server as http.Server | https.Server | undefined;
+  const port = given.port as number | undefined;
+  const tlsOptions = given.tls as tls.TlsOptions | undefined;
+  const path = given.path;
+  if (server === undefined && port === undefined) {
+    throw new TypeError('WebSocketStreamServer needs a port to listen on or a server to attach to');
+  }
+  if (server !== undefined && (port !== undefined || tlsOptions !== undefined)) {
+    throw new TypeError('port and tls are for a server that listens itself; they cannot go with server');
+  }
+  if (server !== undefined && (typeof server !== 'object' || server === null || typeof server.on !== 'function')) {
+    throw new TypeError('server must be an http.Server or https.Server');
+  }
+  if (path !== undefined && (typeof path !== 'string' || !path.startsWith('/'))) throw new TypeError('path must be a string that starts with "/"');
+  return {
+    ...handshake,
+    port,
+    host: given.host as string | undefined,
+    tls: tlsOptions,
+    server,
+    path,
+    maxConnections: positiveNumber(given.maxConnections, 'maxConnections', Infinity),
+    maxHandshakeHead: positiveNumber(given.maxHandshakeHead, 'maxHandshakeHead', DEFAULT_MAX_HANDSHAKE_HEAD),
+    acceptBacklog: positiveNumber(given.acceptBacklog, 'acceptBacklog', DEFAULT_ACCEPT_BACKLOG),
+  };
 }

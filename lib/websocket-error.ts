@@ -69,14 +69,19 @@ export function createWebSocketError(message: string, closeCode: number | null, 
  * TypeError for bad types, InvalidAccessError for a code users may not send, SyntaxError for a
  * reason over 123 UTF-8 bytes. A reason without a code means 1000.
  */
-export function validateCloseInfo(value: unknown, what: string): { closeCode: number | null; reason: string } {
+export function validateCloseInfo(
+  value: unknown,
+  what: string,
+  isSendable: (code: number) => boolean = isUserCloseCode,
+): { closeCode: number | null; reason: string } {
   const dictionary = toDictionary(value, what);
   const rawCode = dictionary.closeCode;
   let closeCode = rawCode === undefined ? null : toEnforcedUnsignedShort(rawCode, 'closeCode');
   const rawReason = dictionary.reason;
   const reason = rawReason === undefined ? '' : toUSVString(rawReason);
-  if (closeCode !== null && !isUserCloseCode(closeCode)) {
-    throw new DOMException(`closeCode ${closeCode} is neither 1000 nor in 3000-4999`, 'InvalidAccessError');
+  if (closeCode !== null && !isSendable(closeCode)) {
+    const allowed = isSendable === isUserCloseCode ? 'neither 1000 nor in 3000-4999' : 'not a close code that may be sent (RFC 6455 §7.4)';
+    throw new DOMException(`closeCode ${closeCode} is ${allowed}`, 'InvalidAccessError');
   }
   if (utf8ByteLength(reason) > MAX_CLOSE_REASON_BYTES) {
     throw new DOMException(`reason is longer than ${MAX_CLOSE_REASON_BYTES} UTF-8 bytes`, 'SyntaxError');

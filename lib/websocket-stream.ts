@@ -4,8 +4,8 @@ import { ClientHandshake } from './handshake/client.js';
 import { isToken, isValidHeaderValue } from './handshake/http.js';
 import { resolveProxy, toProxySetting, type ProxyOptions } from './handshake/proxy.js';
 import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKE_HEAD, DEFAULT_MAX_PAYLOAD } from './protocol/constants.js';
-import { Session, type SessionOptions, type WebSocketClosedInfo, type WebSocketOpenInfo } from './streams.js';
-import { heartbeatOption, positiveNumber, timeoutOption } from './options.js';
+import { Session, type SessionOptions, type WebSocketClosedInfo, type WebSocketOpenInfo } from './session.js';
+import { heartbeatOption, positiveNumber, timeoutOption, type HeartbeatOptions } from './options.js';
 import { normalizeDeflateOptions, type PerMessageDeflateOptions } from './protocol/permessage-deflate.js';
 import { toAbortSignal, toDictionary, toUSVString, toUSVStringSequence } from './webidl.js';
 import { validateCloseInfo, type WebSocketCloseInfo } from './websocket-error.js';
@@ -40,7 +40,7 @@ export interface WebSocketStreamOptions {
    * Find half-open connections: ping every `interval` ms; no pong within `timeout` ms (default:
    * the interval) drops the connection, and `closed` rejects with 1006. Off by default.
    */
-  heartbeat?: { interval: number; timeout?: number };
+  heartbeat?: HeartbeatOptions;
   /**
    * Connect through an HTTP(S) proxy with CONNECT (Node only). A proxy URL (`'http://user:pass@host:3128'`,
    * `https:` for TLS to the proxy; percent-encoded credentials are sent as Basic Proxy-Authorization);
@@ -65,11 +65,25 @@ const RESERVED_HEADERS = new Set([
   'sec-websocket-accept',
 ]);
 
-/** Lets the server build WebSocketStreams around sessions it accepted; never exported publicly. */
-export const kAccepted = Symbol('accepted WebSocketStream');
-export interface AcceptedInit {
-  url: string;
-  session: Session;
+/**
+ * Set only while `adoptSession` constructs a server-side stream: the constructor then wraps this
+ * session instead of connecting. Module-private, so user code can never reach that path.
+ */
+let adopted: { url: string; session: Session } | null = null;
+
+/** True while `adoptSession` runs: a server-side stream is being built. */
+export function isAdopting(): boolean {
+  return adopted !== null;
+}
+
+/** Builds a WebSocketStream (a server-side subclass) around a session the server accepted. */
+export function adoptSession<T extends WebSocketStream>(url: string, session: Session, construct: () => T): T {
+  adopted = { url, session };
+  try {
+    return construct();
+  } finally {
+    adopted = null;
+  }
 }
 
 export class WebSocketStream {
@@ -77,10 +91,10 @@ export class WebSocketStream {
   readonly #session: Session;
 
   constructor(url: string | URL, options?: WebSocketStreamOptions | null) {
-    if ((url as unknown) === kAccepted) {
-      const init = options as unknown as AcceptedInit;
-      this.#url = init.url;
-      this.#session = init.session;
+    if (adopted !== null) {
+      this.#url = adopted.url;
+      this.#session = adopted.session;
+      adopted = null;
       return;
     }
     if (arguments.length === 0) throw new TypeError('WebSocketStream needs a URL');
@@ -134,7 +148,7 @@ export class WebSocketStream {
       onAbort = () => session.abortHandshake(signal.reason);
       signal.addEventListener('abort', onAbort, { once: true });
       // A reconnect loop sharing one long-lived signal must not collect listeners.
-      session.onSettled = () => signal.removeEventListener('abort', onAbort!);
+      session.whenSettled(() => signal.removeEventListener('abort', onAbort!));
     }
     const handshake = new ClientHandshake(
       { url: parsed, protocols, headers, tls: tlsOptions, handshakeTimeout, maxHandshakeHead, perMessageDeflate, proxy },
@@ -148,7 +162,7 @@ export class WebSocketStream {
         }
       },
     );
-    session.cancelHandshake = () => handshake.cancel();
+    session.handshakeStarted(() => handshake.cancel());
   }
 
   /** The URL, serialized after http: and https: became ws: and wss:. */
@@ -167,12 +181,15 @@ export class WebSocketStream {
   }
 
   /**
-   * Starts the closing handshake. A code must be 1000 or 3000–4999 (InvalidAccessError), a reason
-   * at most 123 UTF-8 bytes (SyntaxError); a reason alone sends 1000, nothing sends an empty close.
+   * Starts the closing handshake. A client's code must be 1000 or 3000–4999; a server-side stream
+   * may also send the other codes that are valid on the wire, such as 1001, 1008, 1011 or 1013
+   * (InvalidAccessError otherwise). A reason holds at most 123 UTF-8 bytes (SyntaxError); a reason
+   * alone sends 1000, nothing sends an empty close frame.
    */
   close(closeInfo?: WebSocketCloseInfo | null): void {
-    const { closeCode, reason } = validateCloseInfo(closeInfo, 'closeInfo');
-    this.#session.close(closeCode, reason);
+    const session = this.#session;
+    const { closeCode, reason } = validateCloseInfo(closeInfo, 'closeInfo', (code) => session.isSendableCloseCode(code));
+    session.close(closeCode, reason);
   }
 }
 

@@ -211,18 +211,35 @@ describe('WebSocketStreamServer', () => {
       expect(server.connectionCount).to.equal(0);
     });
 
-    it('server-side close() validates like the client (InvalidAccessError, SyntaxError)', async () => {
+    it('server-side close() refuses codes that may not go on the wire (InvalidAccessError) and long reasons (SyntaxError)', async () => {
       const { server, url } = await start();
       const acceptor = new Acceptor(server);
       const stream = client(url);
       const accepted = await acceptor.next();
       await accepted.opened;
-      expect(() => accepted.close({ closeCode: 1001 })).to.throw(DOMException).with.property('name', 'InvalidAccessError');
+      for (const closeCode of [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000]) {
+        expect(() => accepted.close({ closeCode }), `closeCode ${closeCode}`).to.throw(DOMException).with.property('name', 'InvalidAccessError');
+      }
       expect(() => accepted.close({ closeCode: 4000, reason: '€'.repeat(42) })).to.throw(DOMException).with.property('name', 'SyntaxError');
       accepted.close();
       expect(await stream.closed).to.deep.equal({ closeCode: 1005, reason: '' });
       expect(await accepted.closed).to.deep.equal({ closeCode: 1005, reason: '' });
     });
+
+    for (const closeCode of [1001, 1008, 1011, 1013]) {
+      it(`a server-side stream may close with ${closeCode}, which the client sees (a client may not send it)`, async () => {
+        const { server, url } = await start();
+        const acceptor = new Acceptor(server);
+        const stream = client(url);
+        const accepted = await acceptor.next();
+        await accepted.opened;
+        await stream.opened;
+        expect(() => stream.close({ closeCode })).to.throw(DOMException).with.property('name', 'InvalidAccessError');
+        accepted.close({ closeCode, reason: 'server policy' });
+        expect(await stream.closed).to.deep.equal({ closeCode, reason: 'server policy' });
+        expect(await accepted.closed).to.deep.equal({ closeCode, reason: 'server policy' });
+      });
+    }
   });
 
   describe('role rules (a raw client)', () => {

@@ -58,6 +58,47 @@ export function isRefusal(value: UpgradeRequestCheck | Refusal): value is Refusa
   return 'status' in value;
 }
 
+/** Headers a refusal may not set: the response's own framing depends on them. */
+const RESERVED_REFUSAL_HEADERS = new Set(['connection', 'content-length', 'transfer-encoding']);
+
+/**
+ * Checks a refusal that came from user code (`verify`): a 4xx or 5xx status, header names that are
+ * tokens with values free of CR, LF and NUL, a string message. Returns the refusal, copied so that
+ * later changes by the caller cannot reach the response, or a TypeError saying what is wrong.
+ */
+export function checkRefusal(value: object): Refusal | TypeError {
+  const { status, headers, message } = value as { status?: unknown; headers?: unknown; message?: unknown };
+  if (typeof status !== 'number' || !Number.isInteger(status) || status < 400 || status > 599) {
+    return new TypeError(`a refusal's status must be an integer from 400 to 599, not ${describe(status)}`);
+  }
+  const refusal: Refusal = { status };
+  if (headers !== undefined && headers !== null) {
+    if (typeof headers !== 'object') return new TypeError(`a refusal's headers must be an object, not ${describe(headers)}`);
+    const copied: Record<string, string> = {};
+    for (const [name, raw] of Object.entries(headers)) {
+      if (typeof raw !== 'string' && typeof raw !== 'number') return new TypeError(`refusal header ${JSON.stringify(name)} must be a string`);
+      const headerValue = String(raw);
+      if (!isToken(name) || !isValidHeaderValue(headerValue)) return new TypeError(`refusal header ${JSON.stringify(name)} is not a valid HTTP header`);
+      if (RESERVED_REFUSAL_HEADERS.has(name.toLowerCase())) return new TypeError(`refusal header ${name} is set by the server itself`);
+      copied[name] = headerValue;
+    }
+    refusal.headers = copied;
+  }
+  if (message !== undefined && message !== null) {
+    if (typeof message !== 'string') return new TypeError(`a refusal's message must be a string, not ${describe(message)}`);
+    refusal.message = message;
+  }
+  return refusal;
+}
+
+/** A short description of a value for error messages: its type, and the value for primitives. */
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (typeof value === 'object' || typeof value === 'function') return `a${typeof value === 'object' ? 'n object' : ' function'}`;
+  return `${typeof value} ${String(value)}`;
+}
+
 /** The 101 Switching Protocols head (RFC 6455 §4.2.2). */
 export function switchingProtocolsHead(key: string, protocol: string, extensions: string): string {
   const lines = [

@@ -14,7 +14,7 @@ import { DEFAULT_MAX_PAYLOAD, Opcode } from '../../lib/protocol/constants.js';
 import { ExtensionHeaderError, parseExtensions, serializeExtension, type ExtensionOffer } from '../../lib/protocol/extensions.js';
 import { encodeFrame, encodeTextFrame } from '../../lib/protocol/frame-encoder.js';
 import type { ProtocolError, Role } from '../../lib/protocol/frame-parser.js';
-import { MessageReader, type MessageSink } from '../../lib/protocol/message-assembler.js';
+import { MessageReader, type MessageSink } from '../../lib/protocol/message-reader.js';
 import {
   acceptClientOffers,
   acceptServerResponse,

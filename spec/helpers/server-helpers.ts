@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import http from 'node:http';
 import net from 'node:net';
-import { acceptFor, RawPeer } from './raw-peer.js';
+import { acceptFor, rawFrame, RawPeer } from './raw-peer.js';
 import type { ServerWebSocketStream, WebSocketStreamServer } from '../../lib/index.js';
 
 /** RFC 6455 §1.3's sample nonce (16 bytes once decoded). */
@@ -77,6 +77,35 @@ export function rawExchange(port: number, bytes: string | Buffer, host = '127.0.
     });
     socket.on('close', () => resolve({ text: Buffer.concat(chunks).toString('latin1'), errors, serverEnded }));
     socket.write(bytes);
+  });
+}
+
+/**
+ * Sends an upgrade request and collects everything the server sends until it closes the
+ * connection. A 101 is answered with a masked close frame, so that an accepted connection ends
+ * too; anything after the first response head (a second head, above all) is in `text`.
+ */
+export function upgradeExchange(port: number, request: string): Promise<RawExchange> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    const errors: Error[] = [];
+    let serverEnded = false;
+    let answered = false;
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      const text = Buffer.concat(chunks).toString('latin1');
+      if (!answered && text.includes('\r\n\r\n')) {
+        answered = true;
+        if (text.startsWith('HTTP/1.1 101 ')) socket.write(rawFrame(0x8, Buffer.alloc(0), { mask: true }));
+      }
+    });
+    socket.on('error', (error) => errors.push(error));
+    socket.on('end', () => {
+      serverEnded = true;
+    });
+    socket.on('close', () => resolve({ text: Buffer.concat(chunks).toString('latin1'), errors, serverEnded }));
+    socket.write(request);
   });
 }
 

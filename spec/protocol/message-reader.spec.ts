@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { MessageReader, allocateBytes, type MessageReaderOptions, type MessageSink } from '../../lib/protocol/message-assembler.js';
+import { MessageReader, allocateBytes, type MessageReaderOptions, type MessageSink } from '../../lib/protocol/message-reader.js';
 import type { ProtocolError } from '../../lib/protocol/frame-parser.js';
 import {
   buildFrame,
