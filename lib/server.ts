@@ -1,9 +1,10 @@
 // WebSocketStreamServer and handleUpgrade(): accepted connections as the same WebSocketStreams.
-import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
-import https from 'node:https';
+import * as http from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type tls from 'node:tls';
+import type * as tls from 'node:tls';
 import { isToken } from './handshake/http.js';
 import { checkUpgradeRequest, isRefusal, refuse, switchingProtocolsHead, type Refusal } from './handshake/server.js';
 import { isValidWireCloseCode } from './protocol/close.js';
@@ -218,8 +219,12 @@ export function handleUpgrade(
  * attaches to an existing http/https server (`server`).
  */
 export class WebSocketStreamServer {
-  /** Accepted connections; when nobody takes them, new handshakes wait (backpressure). */
-  readonly connections: ReadableStream<ServerWebSocketStream>;
+  /**
+   * Accepted connections; when nobody takes them, new handshakes wait (backpressure). Typed as an
+   * AsyncIterable too, so `for await` compiles for users whose `lib` has "DOM" without
+   * "DOM.AsyncIterable" (DOM's ReadableStream type then lacks Symbol.asyncIterator).
+   */
+  readonly connections: ReadableStream<ServerWebSocketStream> & AsyncIterable<ServerWebSocketStream>;
   /** Resolves once the server listens (at once when attached to an existing server). */
   readonly listening: Promise<void>;
 
