@@ -36,8 +36,12 @@ const NOT_ACCEPTING: Refusal = { status: 503, message: 'the server is not accept
  * attaches to an existing http/https server (`server`).
  */
 export class WebSocketStreamServer {
-  /** Accepted connections; when nobody takes them, new handshakes wait (backpressure). */
-  readonly connections: ReadableStream<ServerWebSocketStream>;
+  /**
+   * Accepted connections; when nobody takes them, new handshakes wait (backpressure). Typed as an
+   * AsyncIterable too, so `for await` compiles for users whose `lib` has "DOM" without
+   * "DOM.AsyncIterable" (DOM's ReadableStream type then lacks Symbol.asyncIterator).
+   */
+  readonly connections: ReadableStream<ServerWebSocketStream> & AsyncIterable<ServerWebSocketStream>;
   /** Resolves once the server listens (at once when attached to an existing server). */
   readonly listening: Promise<void>;
 

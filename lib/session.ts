@@ -12,7 +12,8 @@ import { toUSVString } from './webidl.js';
 export type WebSocketMessage = string | Uint8Array;
 
 export interface WebSocketOpenInfo {
-  readable: ReadableStream<WebSocketMessage>;
+  /** Typed as an AsyncIterable too, so `for await` compiles with "DOM" but no "DOM.AsyncIterable". */
+  readable: ReadableStream<WebSocketMessage> & AsyncIterable<WebSocketMessage>;
   writable: WritableStream<unknown>;
   /** The subprotocol the server selected, or "". */
   protocol: string;

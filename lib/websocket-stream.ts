@@ -1,5 +1,5 @@
 // WebSocketStream, the client: WHATWG constructor semantics (spec-notes §1–§2) over node:net/tls.
-import type tls from 'node:tls';
+import type * as tls from 'node:tls';
 import { ClientHandshake } from './handshake/client.js';
 import { isToken, isValidHeaderValue } from './handshake/http.js';
 import { resolveProxy, toProxySetting, type ProxyOptions } from './handshake/proxy.js';

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { syncBuiltinESMExports } from 'node:module';
 import zlib from 'node:zlib';
 import { WebSocketStream } from '../lib/index.js';
 import { deflateMessage } from './helpers/deflate-helpers.js';
@@ -31,6 +32,8 @@ describe('permessage-deflate under readable backpressure', () => {
         return stream;
       },
     });
+    // lib/ imports node:zlib as a namespace, whose bindings follow the module object only when synced.
+    syncBuiltinESMExports();
     try {
       const stream = new WebSocketStream(server.url);
       const { peer } = await server.accept();
@@ -54,6 +57,7 @@ describe('permessage-deflate under readable backpressure', () => {
       expect(await stream.closed).to.deep.equal({ closeCode: 1005, reason: '' });
     } finally {
       Object.defineProperty(zlib, 'createInflateRaw', { configurable: true, writable: true, value: original });
+      syncBuiltinESMExports();
       await server.close();
     }
   });

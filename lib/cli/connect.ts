@@ -1,6 +1,6 @@
 // `connect <url>`: stdin lines out as messages, messages in to stdout, a clean close at the end.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { WebSocketStream, type WebSocketMessage, type WebSocketStreamOptions } from '../index.js';
 import { flag, integerOption, MAX_MILLISECONDS, parse, splitList, stringListOption, stringOption, UsageError, type OptionSpec } from './args.js';

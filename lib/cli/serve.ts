@@ -1,6 +1,6 @@
 // `serve`: a WebSocket server in echo, broadcast or print mode, with the demo page at GET /.
-import http from 'node:http';
-import https from 'node:https';
+import * as http from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketStreamServer, type ServerWebSocketStream, type WebSocketMessage, type WebSocketStreamServerOptions } from '../index.js';
 import { flag, integerOption, MAX_MILLISECONDS, parse, splitList, stringListOption, stringOption, UsageError, type OptionSpec } from './args.js';
@@ -112,7 +112,7 @@ export async function runServe(args: string[], io: Io): Promise<number> {
   const handlers = new Set<Promise<void>>();
   const accepting = (async () => {
     let nextId = 1;
-    for await (const peer of wsServer.connections as unknown as AsyncIterable<ServerWebSocketStream>) {
+    for await (const peer of wsServer.connections) {
       const id = nextId++;
       // One connection's failure is logged, never allowed to take the server down.
       const handler = handleConnection(peer, id, context).catch((error: unknown) => log(`#${id} ${style.red('error:')} ${describeError(error).join('; ')}`));

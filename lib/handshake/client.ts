@@ -1,6 +1,6 @@
 // The client's opening handshake (RFC 6455 §4.1) over node:net or node:tls.
-import net from 'node:net';
-import tls from 'node:tls';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { WEBSOCKET_VERSION } from '../protocol/constants.js';
 import { acceptServerResponse, clientOffer, type DeflateParams, type PerMessageDeflateOptions } from '../protocol/permessage-deflate.js';
 import { headerHasToken, HttpResponseHeadReader, type HttpResponseHead } from './http.js';

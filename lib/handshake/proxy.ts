@@ -1,7 +1,7 @@
 // Outbound HTTP(S) proxies for the client: the `proxy` option, the proxy environment variables
 // with NO_PROXY, and the CONNECT tunnel (RFC 9110 §9.3.6) the opening handshake then runs through.
-import net from 'node:net';
-import tls from 'node:tls';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { domainToASCII } from 'node:url';
 import { HttpResponseHeadReader, type HttpResponseHead } from './http.js';
 

@@ -1,5 +1,5 @@
 // RFC 7692 permessage-deflate: negotiation, and bounded, ordered compression with node:zlib.
-import zlib from 'node:zlib';
+import * as zlib from 'node:zlib';
 import { parseExtensions, serializeExtension, type ExtensionOffer } from './extensions.js';
 
 export const PERMESSAGE_DEFLATE = 'permessage-deflate';
