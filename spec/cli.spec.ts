@@ -263,7 +263,7 @@ describe('wss (the command-line tool)', () => {
       expect(page.status).to.equal(200);
       expect(page.headers['content-type']).to.equal('text/html; charset=utf-8');
       expect(page.headers['content-security-policy']).to.match(/script-src 'sha256-/);
-      expect(page.body).to.match(/^<!doctype html>/).and.include('<title>WebSocketStream demo</title>');
+      expect(page.body).to.match(/^<!doctype html>/).and.include('<title>WebSocketStream console</title>');
       expect(page.body).to.include("'WebSocketStream' in globalThis").and.include('new WebSocket(');
       expect(page.body).to.include('id="mode">broadcast<').and.include('value="chat"');
       expect(page.body).to.not.match(/\b(?:src|href)="?https?:/);
