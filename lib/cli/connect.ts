@@ -122,7 +122,8 @@ async function converse(stream: WebSocketStream, settings: ConnectSettings, term
   const ended = new AbortController();
   const receiving = receive(opened.readable, settings, report, traffic);
   const sending = send(opened.writable.getWriter(), terminal, settings, report, traffic).then(async (finished) => {
-    if (!finished) return;
+    // Input that ended because the connection did (a terminal is let go then) is not an EOF.
+    if (!finished || ended.signal.aborted) return;
     if (settings.keepOpen) {
       await report.verbose('stdin ended; staying open until the server closes (--keep-open) or Ctrl-C');
       return;

@@ -68,6 +68,16 @@ describe('wss connect on a terminal (a real pty through script(1))', function ()
     expect(visible(run.stdout)).to.match(/closed: code 4001, reason "typed \^C"\r\n$/);
   });
 
+  it('the server closing first ends the prompt and the command, with no input pending', async () => {
+    const { cli: server, port } = await serve();
+    const run = connectOnTerminal(['--verbose', `ws://127.0.0.1:${port}/`]);
+    await run.waitFor('stdout', /> /);
+    server.child.kill('SIGTERM');
+    expect(await run.exited).to.deep.equal({ code: 0, signal: null });
+    expect(visible(run.stdout)).to.match(/closed: code 1001, reason "server shutting down"\r\n/);
+    expect(visible(run.stdout)).to.not.include('stdin ended');
+  });
+
   it('NO_COLOR: a prompt and marks, but no colour', async () => {
     const { port } = await serve();
     const run = connectOnTerminal([`ws://127.0.0.1:${port}/`], { NO_COLOR: '1' });
