@@ -114,11 +114,11 @@ describe('wss (the command-line tool)', () => {
       const helpConnect = cli(['help', 'connect']);
       for (const run of [connect, serveHelp, helpConnect]) expect((await run.exited).code).to.equal(0);
       expect(connect.stdout).to.match(/^Usage: wss connect \[options\] <url>/);
-      for (const option of ['--header', '--protocol', '--binary', '--save-binary', '--no-deflate', '--insecure', '--ca', '--ping', '--close-code', '--close-reason']) {
+      for (const option of ['--header', '--origin', '--protocol', '--binary', '--binary-format', '--save-binary', '--json', '--no-deflate', '--insecure', '--ca', '--proxy', '--ping', '--close-code', '--close-reason', '--wait', '--keep-open', '--verbose', '--quiet']) {
         expect(connect.stdout).to.include(option);
       }
       expect(serveHelp.stdout).to.match(/^Usage: wss serve \[options\]/);
-      for (const option of ['--mode', '--port', '--host', '--tls-cert', '--tls-key', '--protocols', '--deflate', 'broadcast', 'print']) {
+      for (const option of ['--mode', '--port', '--host', '--tls-cert', '--tls-key', '--protocols', '--deflate', '--ping', '--json', '--binary-format', 'broadcast', 'print']) {
         expect(serveHelp.stdout).to.include(option);
       }
       expect(helpConnect.stdout).to.equal(connect.stdout);
@@ -263,7 +263,7 @@ describe('wss (the command-line tool)', () => {
       expect(page.status).to.equal(200);
       expect(page.headers['content-type']).to.equal('text/html; charset=utf-8');
       expect(page.headers['content-security-policy']).to.match(/script-src 'sha256-/);
-      expect(page.body).to.match(/^<!doctype html>/).and.include('<title>WebSocketStream console</title>');
+      expect(page.body).to.match(/^<!doctype html>/).and.include('<title>WebSocketStream demo</title>');
       expect(page.body).to.include("'WebSocketStream' in globalThis").and.include('new WebSocket(');
       expect(page.body).to.include('id="mode">broadcast<').and.include('value="chat"');
       expect(page.body).to.not.match(/\b(?:src|href)="?https?:/);

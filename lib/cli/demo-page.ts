@@ -1,4 +1,4 @@
-// The page `serve` answers GET / with: a WebSocket console for the browser, on the browser's own
+// The demo page `serve` answers GET / with: a WebSocket console for the browser, on the browser's own
 // WebSocketStream (or WebSocket where there is none), that talks to this server or any other. One
 // self-contained HTML string: package.json ships only dist/, and the page must work without
 // internet, so there are no files or external resources.
@@ -567,11 +567,11 @@ export function demoPage({ mode, protocols }: DemoPageContext): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>WebSocketStream console</title>
+<title>WebSocketStream demo</title>
 <style>${STYLE}</style>
 </head>
 <body>
-<h1>WebSocketStream console</h1>
+<h1>WebSocketStream demo</h1>
 <p>This page talks to any WebSocket server with the browser's own <b id="api">WebSocketStream</b><span id="api-note"></span>.
 The server that served it runs in <b id="mode">${escapeHtml(mode)}</b> mode (${escapeHtml(modeNote[mode] ?? '')}).</p>
 <form id="connect-form">

@@ -91,9 +91,10 @@ Examples:
 
 export const SERVE_USAGE = `Usage: ${COMMAND} serve [options]
 
-Runs a WebSocket server. Plain HTTP GET / serves a demo page whose WebSocketStream (or WebSocket,
-in browsers without WebSocketStream) talks to this server. Connections, subprotocols and close
-codes are logged to stderr.
+Runs a WebSocket server. Plain HTTP GET / serves a demo page: a WebSocket console for the
+browser (its WebSocketStream, or WebSocket where it has none) that talks to this server or any
+other, with a live plot of the message rate and round-trip time. Connections, subprotocols and
+close codes are logged to stderr.
 
 Modes:
   echo       every message goes back to its sender (the default)
