@@ -12,7 +12,7 @@ for (const stream of [process.stdout, process.stderr]) {
 }
 
 // No top-level await and no import.meta: this file is also compiled to CommonJS (dist/cjs).
-main(process.argv.slice(2), { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env }).then(
+main(process.argv.slice(2), { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env, script: process.argv[1] }).then(
   (status) => {
     // exitCode rather than exit(): stdout may still hold output for a pipe or a terminal.
     process.exitCode = status;

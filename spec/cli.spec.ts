@@ -1,112 +1,18 @@
 // The `wss` command, driven as a child process over real sockets on 127.0.0.1.
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, symlink } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { WebSocketServer } from 'ws';
 import { WebSocketStream, WebSocketStreamServer, type ServerWebSocketStream, type WebSocketMessage } from '../lib/index.js';
-import { acceptFor, fixtures } from './helpers/raw-peer.js';
+import { acceptHandshake, CLI, cleanUp, cli, closedPort, onCleanup, plainEnv, program, rawServer, serve, SGR } from './helpers/cli.js';
+import { fixtures } from './helpers/raw-peer.js';
 import { Acceptor, echo, portOf, rawConnect } from './helpers/server-helpers.js';
 
-// Compiled next to this spec: <outDir>/spec/cli.spec.js and <outDir>/lib/cli.js.
-const CLI = fileURLToPath(new URL('../lib/cli.js', import.meta.url));
 const CERT = path.join(fixtures, 'cert.pem');
 const KEY = path.join(fixtures, 'key.pem');
-const ANSI = /\u001b\[/;
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-/** A running CLI: its output so far, and waits on output or exit without ever sleeping. */
-class Cli {
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<Exit>;
-  private readonly listeners = new Set<() => void>();
-  private exit: Exit | null = null;
-
-  constructor(readonly child: ChildProcess) {
-    child.stdout!.setEncoding('utf8').on('data', (text: string) => {
-      this.stdout += text;
-      this.notify();
-    });
-    child.stderr!.setEncoding('utf8').on('data', (text: string) => {
-      this.stderr += text;
-      this.notify();
-    });
-    // stdin may be closed by the CLI before a test's last write reaches it.
-    child.stdin?.on('error', () => {});
-    this.exited = new Promise((resolve) => {
-      child.on('close', (code, signal) => {
-        this.exit = { code, signal };
-        resolve(this.exit);
-        this.notify();
-      });
-    });
-  }
-
-  /** Resolves with the first match of `pattern` in stdout or stderr; rejects if the CLI exits first. */
-  waitFor(stream: 'stdout' | 'stderr', pattern: RegExp): Promise<RegExpMatchArray> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        const match = pattern.exec(this[stream]);
-        if (match !== null) {
-          this.listeners.delete(check);
-          resolve(match);
-        } else if (this.exit !== null) {
-          this.listeners.delete(check);
-          reject(new Error(`the CLI exited (${JSON.stringify(this.exit)}) before ${stream} matched ${pattern}\nstdout: ${this.stdout}\nstderr: ${this.stderr}`));
-        }
-      };
-      this.listeners.add(check);
-      check();
-    });
-  }
-
-  write(text: string): void {
-    this.child.stdin!.write(text);
-  }
-
-  end(text?: string): void {
-    this.child.stdin!.end(text);
-  }
-
-  private notify(): void {
-    for (const listener of [...this.listeners]) listener();
-  }
-}
-
-const running = new Set<Cli>();
-const cleanups: Array<() => Promise<void> | void> = [];
-
-/** The environment of a child whose stdout and stderr are pipes: no colour or proxy settings but `extra`. */
-function plainEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env = { ...process.env, ...extra };
-  const controlled = ['NO_COLOR', 'FORCE_COLOR', 'NODE_DISABLE_COLORS', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY'];
-  for (const name of Object.keys(env)) if (controlled.includes(name.toUpperCase()) && !(name in extra)) delete env[name];
-  return env;
-}
-
-function cli(args: string[], options: { env?: NodeJS.ProcessEnv; stdin?: string } = {}): Cli {
-  const child = spawn(process.execPath, [CLI, ...args], { env: options.env ?? plainEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
-  const run = new Cli(child);
-  running.add(run);
-  void run.exited.then(() => running.delete(run));
-  if (options.stdin !== undefined) run.end(options.stdin);
-  return run;
-}
-
-/** `wss serve …` on a free port; resolves once it listens. */
-async function serve(args: string[] = []): Promise<{ cli: Cli; port: number }> {
-  const run = cli(['serve', '--port', '0', ...args]);
-  const [, port] = await run.waitFor('stderr', /listening on wss?:\/\/127\.0\.0\.1:(\d+)\//);
-  return { cli: run, port: Number(port) };
-}
 
 /** Our own server in this process, echoing unless told otherwise. */
 async function server(
@@ -116,45 +22,11 @@ async function server(
   const wsServer = new WebSocketStreamServer({ port: 0, host: '127.0.0.1', ...options });
   await wsServer.listening;
   const acceptor = new Acceptor(wsServer, onStream);
-  cleanups.push(async () => {
+  onCleanup(async () => {
     await wsServer.close();
     await acceptor.done;
   });
   return { server: wsServer, acceptor, url: `ws://127.0.0.1:${portOf(wsServer)}/` };
-}
-
-/** A TCP server for peers our library cannot imitate; its sockets are destroyed after the test. */
-async function rawServer(onConnection: (socket: net.Socket) => void): Promise<number> {
-  const sockets = new Set<net.Socket>();
-  const tcp = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    onConnection(socket);
-  });
-  await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        tcp.close(() => resolve());
-      }),
-  );
-  return (tcp.address() as net.AddressInfo).port;
-}
-
-/** Answers the opening handshake with a valid 101, then hands the socket to `then`. */
-function acceptHandshake(socket: net.Socket, then: (socket: net.Socket) => void): void {
-  let head = '';
-  const onData = (chunk: Buffer): void => {
-    head += chunk.toString('latin1');
-    if (!head.includes('\r\n\r\n')) return;
-    socket.off('data', onData);
-    const key = /sec-websocket-key: *(\S+)/i.exec(head)![1]!;
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptFor(key)}\r\n\r\n`);
-    then(socket);
-  };
-  socket.on('data', onData);
 }
 
 /** A CONNECT proxy (RFC 9110 §9.3.6) that records each request head and tunnels to 127.0.0.1. */
@@ -187,15 +59,6 @@ async function connectProxy(): Promise<{ url: string; heads: string[] }> {
   return { url: `http://127.0.0.1:${port}`, heads };
 }
 
-/** A free port with nothing listening on it: listen on port 0, then close. */
-async function closedPort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
-
 function get(port: number, pathname: string, method = 'GET'): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
     const request = http.request({ host: '127.0.0.1', port, path: pathname, method, agent: false }, (response) => {
@@ -214,7 +77,7 @@ async function client(url: string, options: ConstructorParameters<typeof WebSock
   const { readable, writable, protocol, extensions } = await stream.opened;
   const writer = writable.getWriter();
   const reader = readable.getReader();
-  cleanups.push(() => {
+  onCleanup(() => {
     stream.close();
     return stream.closed.then(
       () => undefined,
@@ -234,11 +97,7 @@ async function client(url: string, options: ConstructorParameters<typeof WebSock
   };
 }
 
-afterEach(async () => {
-  for (const run of running) run.child.kill('SIGKILL');
-  await Promise.all([...running].map((run) => run.exited));
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+afterEach(cleanUp);
 
 describe('wss (the command-line tool)', () => {
   describe('help and usage errors', () => {
@@ -255,11 +114,11 @@ describe('wss (the command-line tool)', () => {
       const helpConnect = cli(['help', 'connect']);
       for (const run of [connect, serveHelp, helpConnect]) expect((await run.exited).code).to.equal(0);
       expect(connect.stdout).to.match(/^Usage: wss connect \[options\] <url>/);
-      for (const option of ['--header', '--protocol', '--binary', '--save-binary', '--no-deflate', '--insecure', '--ca', '--ping', '--close-code', '--close-reason']) {
+      for (const option of ['--header', '--origin', '--protocol', '--binary', '--binary-format', '--save-binary', '--json', '--no-deflate', '--insecure', '--ca', '--proxy', '--ping', '--close-code', '--close-reason', '--wait', '--keep-open', '--verbose', '--quiet']) {
         expect(connect.stdout).to.include(option);
       }
       expect(serveHelp.stdout).to.match(/^Usage: wss serve \[options\]/);
-      for (const option of ['--mode', '--port', '--host', '--tls-cert', '--tls-key', '--protocols', '--deflate', 'broadcast', 'print']) {
+      for (const option of ['--mode', '--port', '--host', '--tls-cert', '--tls-key', '--protocols', '--deflate', '--ping', '--json', '--binary-format', 'broadcast', 'print']) {
         expect(serveHelp.stdout).to.include(option);
       }
       expect(helpConnect.stdout).to.equal(connect.stdout);
@@ -281,6 +140,10 @@ describe('wss (the command-line tool)', () => {
         [['serve', '--tls-cert', CERT], /--tls-cert and --tls-key go together/],
         [['serve', '--tls-cert', KEY, '--tls-key', KEY], /--tls-cert\/--tls-key: /],
         [['serve', '--protocols', 'chat,two words'], /"two words" is not a valid subprotocol name/],
+        [['connect', '--binary-format', 'base32', 'ws://127.0.0.1:1/'], /--binary-format must be hex or base64, not "base32"/],
+        [['connect', '--verbose', '--quiet', 'ws://127.0.0.1:1/'], /--verbose and --quiet contradict each other/],
+        [['connect', '--wait', 'soon', 'ws://127.0.0.1:1/'], /--wait must be a whole number/],
+        [['serve', '--json'], /--json and --binary-format apply to --mode print only/],
       ];
       const runs = cases.map(([args]) => cli(args));
       for (const [index, run] of runs.entries()) {
@@ -288,6 +151,24 @@ describe('wss (the command-line tool)', () => {
         expect(run.stderr).to.match(cases[index]![1]);
         expect(run.stdout).to.equal('');
       }
+    });
+  });
+
+  describe('--version', () => {
+    it('-V and --version print the version in package.json, also when run through a symlink as npm installs it', async () => {
+      const { version } = JSON.parse(await readFile('package.json', 'utf8')) as { version: string };
+      const directory = await mkdtemp(path.join(os.tmpdir(), 'wss-bin-'));
+      onCleanup(() => rm(directory, { recursive: true, force: true }));
+      // npm links node_modules/.bin/wss to the package's cli.js; above the link lies another project.
+      await symlink(CLI, path.join(directory, 'wss'));
+      const runs = [cli(['-V']), cli(['--version']), program(process.execPath, [path.join(directory, 'wss'), '--version'], { env: plainEnv() })];
+      for (const run of runs) {
+        expect(await run.exited).to.deep.equal({ code: 0, signal: null });
+        expect(run.stdout).to.equal(`wss ${version} (Node.js ${process.version})\n`);
+      }
+      const help = cli(['--help']);
+      await help.exited;
+      expect(help.stdout).to.include('-V, --version');
     });
   });
 
@@ -335,7 +216,7 @@ describe('wss (the command-line tool)', () => {
       const { cli: run, port } = await serve(['--mode', 'broadcast']);
       const sender = await client(`ws://127.0.0.1:${port}/`);
       const { socket: stalled } = await rawConnect(port);
-      cleanups.push(() => void stalled.destroy());
+      onCleanup(() => void stalled.destroy());
       stalled.pause();
       const chunk = new Uint8Array(1024 * 1024).fill(0x61);
       // Until the cap is hit, the sender's own copies keep flowing: broadcasting never waits for
@@ -360,6 +241,20 @@ describe('wss (the command-line tool)', () => {
       peer.stream.close({ closeCode: 4002, reason: 'enough' });
       expect(await peer.stream.closed).to.deep.equal({ closeCode: 4002, reason: 'enough' });
       await run.waitFor('stderr', /#1 closed: code 4002, reason "enough"/);
+    });
+
+    it('print --json: one JSON record per message, with the connection it came from; --binary-format base64', async () => {
+      const { cli: run, port } = await serve(['--mode', 'print', '--json', '--binary-format', 'base64']);
+      const peer = await client(`ws://127.0.0.1:${port}/`);
+      await peer.send('héllo');
+      await peer.send(new Uint8Array([0xde, 0xad, 0xbe, 0xef]));
+      await run.waitFor('stdout', /"kind":"binary".*\n/);
+      const records = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+      for (const record of records) expect(new Date(record.time as string).toISOString()).to.equal(record.time);
+      expect(records.map(({ time, ...rest }) => rest)).to.deep.equal([
+        { connection: 1, type: 'message', kind: 'text', size: 6, data: 'héllo' },
+        { connection: 1, type: 'message', kind: 'binary', size: 4, encoding: 'base64', data: '3q2+7w==' },
+      ]);
     });
 
     it('GET / is the demo page (WebSocketStream with a WebSocket fallback); other paths are 404', async () => {
@@ -406,7 +301,7 @@ describe('wss (the command-line tool)', () => {
   describe('connect', () => {
     it('sends stdin lines, prints the echoes, and closes with --close-code/--close-reason at EOF', async () => {
       const { acceptor, url } = await server();
-      const run = cli(['connect', '--close-code', '4000', '--close-reason', 'bye', url]);
+      const run = cli(['connect', '--wait', '0', '--close-code', '4000', '--close-reason', 'bye', url]);
       await run.waitFor('stderr', /connected to ws:\/\/127\.0\.0\.1:\d+\//);
       run.write('hello\n');
       await run.waitFor('stdout', /hello\n/);
@@ -419,17 +314,72 @@ describe('wss (the command-line tool)', () => {
       expect(await acceptor.all[0]!.closed).to.deep.equal({ closeCode: 4000, reason: 'bye' });
     });
 
-    it('--wait keeps the connection open after EOF until the replies stop', async () => {
-      const { port } = await serve();
-      const run = cli(['connect', '--wait', '1000', `127.0.0.1:${port}/`], { stdin: 'one\ntwo\nthree' });
+    it('after stdin ends, prints the replies still on their way before it closes (`wss serve` echoing)', async () => {
+      const { cli: server, port } = await serve();
+      const run = cli(['connect', `127.0.0.1:${port}/`], { stdin: 'one\ntwo\nthree' });
       expect(await run.exited).to.deep.equal({ code: 0, signal: null });
       expect(run.stdout).to.equal('one\ntwo\nthree\n');
       expect(run.stderr).to.match(/closed: code 1000, reason ""\n$/);
+      await server.waitFor('stderr', /#1 closed: code 1000/);
+    });
+
+    it('after stdin ends, prints the replies of a `ws` echo server too', async () => {
+      const wsServer = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+      await new Promise<void>((resolve) => wsServer.once('listening', resolve));
+      wsServer.on('connection', (socket) => socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary })));
+      onCleanup(() => new Promise<void>((resolve) => {
+        for (const client of wsServer.clients) client.terminate();
+        wsServer.close(() => resolve());
+      }));
+      const { port } = wsServer.address() as net.AddressInfo;
+      const run = cli(['connect', `ws://127.0.0.1:${port}/`], { stdin: 'hello\n' });
+      expect(await run.exited).to.deep.equal({ code: 0, signal: null });
+      expect(run.stdout).to.equal('hello\n');
+    });
+
+    it('the quiet period restarts with every message: a server still sending is not cut off', async () => {
+      // After stdin ends, this server sends 15 messages 100 ms apart, then falls silent. A client
+      // that closed --wait ms after EOF, whatever arrived meanwhile, would close mid-stream.
+      const ticks = 15;
+      let closeSeenAfter = -1;
+      const { url } = await server({}, (stream) => {
+        void (async () => {
+          const { readable, writable } = await stream.opened;
+          const writer = writable.getWriter();
+          let sent = 0;
+          const reader = readable.getReader();
+          await reader.read();
+          const closing = reader.read().then(() => (closeSeenAfter = sent));
+          for (; sent < ticks && closeSeenAfter === -1; sent++) {
+            await writer.write(`tick ${sent + 1}`);
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+          await closing;
+        })().catch(() => {});
+      });
+      const run = cli(['connect', '--wait', '1000', url], { stdin: 'start\n' });
+      expect(await run.exited).to.deep.equal({ code: 0, signal: null });
+      expect(run.stdout.split('\n').filter(Boolean)).to.deep.equal(Array.from({ length: ticks }, (_, i) => `tick ${i + 1}`));
+      expect(closeSeenAfter, 'messages the server had sent when the close arrived').to.equal(ticks);
+    });
+
+    it('--wait 0 closes as soon as stdin ends; --keep-open waits for the server to close', async () => {
+      const holdUntilClosed = (stream: ServerWebSocketStream): void => void stream.opened.catch(() => {});
+      const { acceptor, url } = await server({}, holdUntilClosed);
+      const now = cli(['connect', '--wait', '0', url], { stdin: '' });
+      expect(await now.exited).to.deep.equal({ code: 0, signal: null });
+      expect(await acceptor.all[0]!.closed).to.deep.equal({ closeCode: 1000, reason: '' });
+      const kept = cli(['connect', '--keep-open', '--wait', '0', url], { stdin: '' });
+      await kept.waitFor('stderr', /connected/);
+      const stream = acceptor.all[1]!;
+      stream.close({ closeCode: 4005, reason: 'server done' });
+      expect(await kept.exited).to.deep.equal({ code: 0, signal: null });
+      expect(kept.stderr).to.match(/closed: code 4005, reason "server done"\n$/);
     });
 
     it('--binary sends hex lines as binary messages and prints binary messages as hex', async () => {
       const { url } = await server();
-      const run = cli(['connect', '--binary', url]);
+      const run = cli(['connect', '--wait', '0', '--binary', url]);
       await run.waitFor('stderr', /connected/);
       run.write('00 01 fF\nnot hex\n\n');
       await run.waitFor('stdout', /\[binary 0 bytes\]\n/);
@@ -441,9 +391,9 @@ describe('wss (the command-line tool)', () => {
 
     it('--save-binary writes binary messages to files instead of printing them', async () => {
       const directory = await mkdtemp(path.join(os.tmpdir(), 'wss-cli-'));
-      cleanups.push(() => rm(directory, { recursive: true, force: true }));
+      onCleanup(() => rm(directory, { recursive: true, force: true }));
       const { url } = await server();
-      const run = cli(['connect', '-b', '--save-binary', directory, url]);
+      const run = cli(['connect', '-w', '0', '-b', '--save-binary', directory, url]);
       await run.waitFor('stderr', /connected/);
       run.write('cafe\n');
       await run.waitFor('stdout', /saved to .*message-1\.bin\n/);
@@ -455,11 +405,12 @@ describe('wss (the command-line tool)', () => {
 
     it('-H headers and -p subprotocols reach the server; --no-deflate offers no compression', async () => {
       const { acceptor, url } = await server({ protocols: ['v2'], perMessageDeflate: true });
-      const run = cli(['connect', '-H', 'Authorization: Bearer t0k3n', '--header', 'X-Trace:  abc ', '-p', 'v1', '--protocol', 'v2,v3', '--no-deflate', url], { stdin: '' });
+      const run = cli(['connect', '-w', '0', '-H', 'Authorization: Bearer t0k3n', '--header', 'X-Trace:  abc ', '-o', 'https://app.example', '-p', 'v1', '--protocol', 'v2,v3', '--no-deflate', url], { stdin: '' });
       expect((await run.exited).code).to.equal(0);
       const { request } = acceptor.all[0]!;
       expect(request.headers.authorization).to.equal('Bearer t0k3n');
       expect(request.headers['x-trace']).to.equal('abc');
+      expect(request.headers.origin).to.equal('https://app.example');
       expect(request.headers['sec-websocket-protocol']).to.equal('v1, v2, v3');
       expect(request.headers['sec-websocket-extensions']).to.equal(undefined);
       expect(run.stderr).to.include('(protocol v2)');
@@ -467,7 +418,7 @@ describe('wss (the command-line tool)', () => {
 
     it('offers permessage-deflate by default', async () => {
       const { acceptor, url } = await server({ perMessageDeflate: true });
-      const run = cli(['connect', url], { stdin: 'squeeze\n' });
+      const run = cli(['connect', '-w', '0', url], { stdin: 'squeeze\n' });
       expect((await run.exited).code).to.equal(0);
       expect(acceptor.all[0]!.request.headers['sec-websocket-extensions']).to.include('permessage-deflate');
       expect(run.stderr).to.include('extensions permessage-deflate');
@@ -477,11 +428,11 @@ describe('wss (the command-line tool)', () => {
       const { url } = await server();
       const target = new URL(url).host;
       const proxy = await connectProxy();
-      const explicit = cli(['connect', '--proxy', proxy.url.replace('//', '//user:p%40ss@'), url], { stdin: 'via proxy\n' });
+      const explicit = cli(['connect', '-w', '0', '--proxy', proxy.url.replace('//', '//user:p%40ss@'), url], { stdin: 'via proxy\n' });
       expect(await explicit.exited).to.deep.equal({ code: 0, signal: null });
       expect(proxy.heads[0]).to.match(new RegExp(`^CONNECT ${target} HTTP/1\\.1\r\n`));
       expect(proxy.heads[0]).to.include(`Proxy-Authorization: Basic ${Buffer.from('user:p@ss').toString('base64')}`);
-      const fromEnv = cli(['connect', '--proxy', 'env', url], { env: plainEnv({ HTTP_PROXY: proxy.url, NO_PROXY: '' }), stdin: 'via env\n' });
+      const fromEnv = cli(['connect', '-w', '0', '--proxy', 'env', url], { env: plainEnv({ HTTP_PROXY: proxy.url, NO_PROXY: '' }), stdin: 'via env\n' });
       expect(await fromEnv.exited).to.deep.equal({ code: 0, signal: null });
       expect(proxy.heads).to.have.length(2);
       expect(proxy.heads[1]).to.match(new RegExp(`^CONNECT ${target} `));
@@ -566,25 +517,161 @@ describe('wss (the command-line tool)', () => {
       expect(run.stderr).to.match(/pong/i);
     });
 
-    it('wss://: the certificate is checked; --ca trusts a CA and --insecure skips the check', async () => {
-      const { port } = await serve(['--tls-cert', CERT, '--tls-key', KEY]);
-      const url = `wss://127.0.0.1:${port}/`;
-      const untrusted = cli(['connect', url], { stdin: '' });
-      const withCa = cli(['connect', '--ca', CERT, url], { stdin: 'over tls\n' });
-      const insecure = cli(['connect', '-k', url], { stdin: '' });
-      expect(await untrusted.exited).to.deep.equal({ code: 1, signal: null });
-      expect(untrusted.stderr).to.match(/certificate/i);
-      expect(await withCa.exited).to.deep.equal({ code: 0, signal: null });
-      expect(withCa.stderr).to.include(`connected to ${url}`);
-      expect(await insecure.exited).to.deep.equal({ code: 0, signal: null });
-    });
-
     it('connect and serve together: a line typed in one comes out of the other', async () => {
       const { cli: printer, port } = await serve(['--mode', 'print']);
-      const run = cli(['connect', `ws://127.0.0.1:${port}/`], { stdin: 'through two processes\n0102\n' });
+      const run = cli(['connect', '-w', '0', `ws://127.0.0.1:${port}/`], { stdin: 'through two processes\n0102\n' });
       expect((await run.exited).code).to.equal(0);
       await printer.waitFor('stderr', /#1 closed: code 1000/);
       expect(printer.stdout).to.equal('through two processes\n0102\n');
+    });
+  });
+
+  describe('connect --json, --binary-format, --verbose, --quiet', () => {
+    /** The records on stdout, each checked to have an ISO 8601 time, then without it. */
+    function records(stdout: string): Array<Record<string, unknown>> {
+      return stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .map(({ time, ...rest }) => {
+          expect(new Date(time as string).toISOString(), `time ${String(time)}`).to.equal(time);
+          return rest;
+        });
+    }
+
+    it('--json: open, each message with its kind, size and data (binary in hex), and the close', async () => {
+      const { url } = await server();
+      const run = cli(['connect', '--json', url], { stdin: 'héllo\n{"a":1}\n' });
+      const binary = cli(['connect', '--json', '-b', url], { stdin: '00ff10\n' });
+      expect(await run.exited).to.deep.equal({ code: 0, signal: null });
+      expect(await binary.exited).to.deep.equal({ code: 0, signal: null });
+      expect(records(run.stdout)).to.deep.equal([
+        { type: 'open', url, protocol: '', extensions: '' },
+        { type: 'message', kind: 'text', size: 6, data: 'héllo' },
+        { type: 'message', kind: 'text', size: 7, data: '{"a":1}' },
+        { type: 'close', clean: true, code: 1000, reason: '' },
+      ]);
+      expect(records(binary.stdout)[1]).to.deep.equal({ type: 'message', kind: 'binary', size: 3, encoding: 'hex', data: '00ff10' });
+      // Status lines stay on stderr, for people; stdout is only records.
+      expect(run.stderr).to.include('connected to');
+    });
+
+    it('--json with --save-binary names the file; an unclean close and a failure to connect are records too', async () => {
+      const directory = await mkdtemp(path.join(os.tmpdir(), 'wss-cli-'));
+      onCleanup(() => rm(directory, { recursive: true, force: true }));
+      const port = await rawServer((socket) =>
+        acceptHandshake(socket, (accepted) => {
+          // A 2-byte binary frame (FIN + opcode 2, unmasked as a server's must be), then a drop.
+          accepted.write(Buffer.from([0x82, 0x02, 0xca, 0xfe]));
+          accepted.once('data', () => accepted.destroy());
+        }),
+      );
+      const run = cli(['connect', '-j', '--save-binary', directory, `ws://127.0.0.1:${port}/`]);
+      await run.waitFor('stdout', /"kind":"binary"/);
+      run.write('drop it\n');
+      expect(await run.exited).to.deep.equal({ code: 3, signal: null });
+      const [, saved, closed] = records(run.stdout);
+      expect(saved).to.deep.equal({ type: 'message', kind: 'binary', size: 2, file: path.join(directory, 'message-1.bin') });
+      expect(closed).to.include({ type: 'close', clean: false, code: 1006, reason: '' });
+      expect(closed!.error).to.be.a('string');
+
+      const refusedPort = await closedPort();
+      const refused = cli(['connect', '--json', `ws://127.0.0.1:${refusedPort}/`], { stdin: '' });
+      expect(await refused.exited).to.deep.equal({ code: 1, signal: null });
+      const [failure] = records(refused.stdout);
+      expect(failure).to.include({ type: 'error' });
+      expect(failure!.message).to.match(/handshake with ws:\/\/127\.0\.0\.1:\d+\/ failed/);
+      expect(failure!.causes).to.be.an('array').with.length.above(0);
+      expect(failure!.hints).to.deep.equal([`nothing is listening on 127.0.0.1:${refusedPort}: is the server running, on this port?`]);
+    });
+
+    it('--binary-format base64: stdin lines are read as base64 and binary messages printed in it', async () => {
+      const { url } = await server();
+      const run = cli(['connect', '-b', '--binary-format', 'base64', url], { stdin: 'AAH/\nnot base64!\n3q2+7w\n' });
+      expect(await run.exited).to.deep.equal({ code: 0, signal: null });
+      expect(run.stdout).to.equal('[binary 3 bytes] AAH/\n[binary 4 bytes] 3q2+7w==\n');
+      expect(run.stderr).to.include('warning: line 2 is not base64, not sent: "not base64!"');
+    });
+
+    it('--verbose reports each message, when and why the close is sent, and the traffic; --quiet only problems', async () => {
+      const { url } = await server();
+      const verbose = cli(['connect', '-v', '--wait', '300', url], { stdin: 'hello\n' });
+      const quiet = cli(['connect', '-q', url], { stdin: 'hello\n' });
+      expect(await verbose.exited).to.deep.equal({ code: 0, signal: null });
+      expect(await quiet.exited).to.deep.equal({ code: 0, signal: null });
+      expect(verbose.stdout).to.equal('hello\n');
+      const lines = verbose.stderr.split('\n');
+      const order = [
+        `* connecting to ${url}`,
+        `connected to ${url}`,
+        '* > text message, 5 bytes',
+        '* < text message, 5 bytes',
+        '* stdin ended; closing once no message has arrived for 300 ms (--wait)',
+        '* sending close (code 1000, reason "")',
+        'closed: code 1000, reason ""',
+      ];
+      for (const line of order) expect(lines, verbose.stderr).to.include(line);
+      // What must come before what: the close is sent only after the reply was received.
+      expect(lines.indexOf('* < text message, 5 bytes')).to.be.below(lines.indexOf('* sending close (code 1000, reason "")'));
+      expect(lines.indexOf('* sending close (code 1000, reason "")')).to.be.below(lines.indexOf('closed: code 1000, reason ""'));
+      expect(verbose.stderr).to.match(/\* open for \d+ ms: sent 1 message\(s\), 5 bytes; received 1 message\(s\), 5 bytes\n$/);
+      expect(quiet.stdout).to.equal('hello\n');
+      expect(quiet.stderr).to.equal('');
+    });
+
+    it('--verbose with --ping says that pings are sent and that pongs cannot be shown', async () => {
+      const { url } = await server();
+      const run = cli(['connect', '-v', '--ping', '60000', '-w', '0', url], { stdin: '' });
+      expect(await run.exited).to.deep.equal({ code: 0, signal: null });
+      expect(run.stderr).to.include('* pinging every 60000 ms');
+    });
+  });
+
+  describe('connect: hints when the connection cannot be opened', () => {
+    it('ws:// to a TLS port: "did you mean wss://?"', async () => {
+      const { port } = await serve(['--tls-cert', CERT, '--tls-key', KEY]);
+      const run = cli(['connect', `ws://127.0.0.1:${port}/chat`], { stdin: '' });
+      expect(await run.exited).to.deep.equal({ code: 1, signal: null });
+      expect(run.stderr).to.include(`hint: 127.0.0.1:${port} speaks TLS; did you mean wss://127.0.0.1:${port}/chat ?`);
+    });
+
+    it('wss:// to a plain port: "did you mean ws://?", without OpenSSL\'s noise', async () => {
+      const { port } = await serve();
+      const run = cli(['connect', `wss://127.0.0.1:${port}/`], { stdin: '' });
+      expect(await run.exited).to.deep.equal({ code: 1, signal: null });
+      expect(run.stderr).to.include(`hint: 127.0.0.1:${port} did not answer in TLS; did you mean ws://127.0.0.1:${port}/ ?`);
+      expect(run.stderr).to.not.match(/SSL routines|\.c:\d+/);
+    });
+
+    it('a self-signed certificate: --ca or --insecure (-k), which then work', async () => {
+      const { port } = await serve(['--tls-cert', CERT, '--tls-key', KEY]);
+      for (const host of ['127.0.0.1', 'localhost']) {
+        const url = `wss://${host}:${port}/`;
+        const untrusted = cli(['connect', url], { stdin: '' });
+        expect(await untrusted.exited).to.deep.equal({ code: 1, signal: null });
+        expect(untrusted.stderr).to.include('DEPTH_ZERO_SELF_SIGNED_CERT');
+        expect(untrusted.stderr).to.include('hint: the server\'s certificate is not signed by a CA this machine trusts').and.include('--ca <file.pem>').and.include('--insecure (-k)');
+        const trusted = cli(['connect', '--ca', CERT, url], { stdin: 'over tls\n' });
+        const insecure = cli(['connect', '-k', url], { stdin: 'unchecked\n' });
+        expect(await trusted.exited).to.deep.equal({ code: 0, signal: null });
+        expect(trusted.stdout).to.equal('over tls\n');
+        expect(await insecure.exited).to.deep.equal({ code: 0, signal: null });
+        expect(insecure.stdout).to.equal('unchecked\n');
+      }
+    });
+
+    it('a redirect: where to, since WebSocket clients do not follow it', async () => {
+      const { url } = await server({ verify: () => ({ status: 302, headers: { Location: 'ws://127.0.0.1:1/elsewhere' } }) });
+      const run = cli(['connect', url], { stdin: '' });
+      expect(await run.exited).to.deep.equal({ code: 1, signal: null });
+      expect(run.stderr).to.include('hint: the server redirects to ws://127.0.0.1:1/elsewhere; WebSocket clients do not follow redirects');
+    });
+
+    it('a plain TCP server that hangs up is not mistaken for TLS', async () => {
+      const port = await rawServer((socket) => socket.destroy());
+      const run = cli(['connect', `ws://127.0.0.1:${port}/`], { stdin: '' });
+      expect(await run.exited).to.deep.equal({ code: 1, signal: null });
+      expect(run.stderr).to.not.include('hint:');
     });
   });
 
@@ -595,7 +682,8 @@ describe('wss (the command-line tool)', () => {
       const failed = cli(['connect', `ws://127.0.0.1:${await closedPort()}/`], { stdin: '' });
       expect((await ok.exited).code).to.equal(0);
       expect((await failed.exited).code).to.equal(1);
-      for (const text of [ok.stdout, ok.stderr, failed.stderr]) expect(text).to.not.match(ANSI);
+      expect(ok.stdout).to.equal('plain\n');
+      for (const text of [ok.stdout, ok.stderr, failed.stderr]) expect(text).to.not.match(SGR);
       expect(ok.stderr).to.include('connected');
     });
 
@@ -605,8 +693,8 @@ describe('wss (the command-line tool)', () => {
       const both = cli(['connect', `ws://127.0.0.1:${port}/`], { env: plainEnv({ FORCE_COLOR: '1', NO_COLOR: '1' }), stdin: '' });
       expect((await forced.exited).code).to.equal(1);
       expect((await both.exited).code).to.equal(1);
-      expect(forced.stderr).to.match(ANSI);
-      expect(both.stderr).to.not.match(ANSI);
+      expect(forced.stderr).to.match(SGR);
+      expect(both.stderr).to.not.match(SGR);
     });
   });
 });

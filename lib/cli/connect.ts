@@ -1,18 +1,25 @@
-// `connect <url>`: stdin lines out as messages, messages in to stdout, a clean close at the end.
+// `connect <url>`: stdin lines out as messages, messages in to stdout, and a clean close once the
+// replies have stopped.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { WebSocketStream, type WebSocketMessage, type WebSocketStreamOptions } from '../index.js';
 import { flag, integerOption, MAX_MILLISECONDS, parse, splitList, stringListOption, stringOption, UsageError, type OptionSpec } from './args.js';
+import { DEFAULT_QUIET_WAIT } from './defaults.js';
 import { CONNECT_USAGE, ExitStatus } from './help.js';
-import { parseHex, readLines } from './lines.js';
-import { binaryLine, closeDescription, describeError, styleFor, toHex, writeText, type Io, type Style } from './output.js';
+import { openFailureHints } from './hints.js';
+import { BINARY_FORMATS, formatBinary, parseBinary, type BinaryFormat } from './lines.js';
+import { binaryLine, closeDescription, describeError, eventRecord, messageRecord, messageSize, styleFor, writeText, type Io, type Style } from './output.js';
+import { RECEIVED_MARK, Terminal } from './terminal.js';
 
 const OPTIONS: OptionSpec = {
   header: { type: 'string', short: 'H', multiple: true },
+  origin: { type: 'string', short: 'o' },
   protocol: { type: 'string', short: 'p', multiple: true },
   binary: { type: 'boolean', short: 'b' },
+  'binary-format': { type: 'string' },
   'save-binary': { type: 'string' },
+  json: { type: 'boolean', short: 'j' },
   'no-deflate': { type: 'boolean' },
   ca: { type: 'string' },
   insecure: { type: 'boolean', short: 'k' },
@@ -22,21 +29,37 @@ const OPTIONS: OptionSpec = {
   'close-reason': { type: 'string' },
   'keep-open': { type: 'boolean' },
   wait: { type: 'string', short: 'w' },
+  verbose: { type: 'boolean', short: 'v' },
+  quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
 };
 
 /** RFC 6455 §5.5: a close frame holds a 2-byte code and at most 123 bytes of reason. */
 const MAX_CLOSE_REASON_BYTES = 123;
 
+
 interface ConnectSettings {
   url: string;
   options: WebSocketStreamOptions;
   binary: boolean;
+  binaryFormat: BinaryFormat;
   saveBinary: string | undefined;
+  json: boolean;
+  verbose: boolean;
+  quiet: boolean;
   keepOpen: boolean;
   /** At EOF, close only once no message has arrived for this many milliseconds. */
   wait: number;
   closeInfo: { closeCode: number; reason: string };
+}
+
+/** Message and byte counts, for --verbose's summary. */
+interface Traffic {
+  sent: number;
+  sentBytes: number;
+  received: number;
+  receivedBytes: number;
+  lastMessageAt: number;
 }
 
 export async function runConnect(args: string[], io: Io): Promise<number> {
@@ -46,9 +69,6 @@ export async function runConnect(args: string[], io: Io): Promise<number> {
     return ExitStatus.OK;
   }
   const settings = await connectSettings(parsed);
-  const errStyle = styleFor(io.stderr, io.env);
-  const outStyle = styleFor(io.stdout, io.env);
-  const status = (line: string): Promise<void> => writeText(io.stderr, `${line}\n`);
 
   let stream: WebSocketStream;
   try {
@@ -58,64 +78,175 @@ export async function runConnect(args: string[], io: Io): Promise<number> {
     throw new UsageError((error as Error).message);
   }
 
+  const terminal = new Terminal(io);
+  const report = new Reporter(terminal, settings, styleFor(io.stdout, io.env), styleFor(io.stderr, io.env));
   let interrupts = 0;
-  const onInterrupt = (): void => {
+  terminal.onInterrupt(() => {
     interrupts++;
     // A second Ctrl-C means "now": do not wait for a peer that does not answer our close.
     if (interrupts > 1) process.exit(ExitStatus.INTERRUPTED);
+    void report.verbose(`interrupted: sending close (${closeDescription(settings.closeInfo.closeCode, settings.closeInfo.reason)})`);
     stream.close(settings.closeInfo);
-  };
-  process.on('SIGINT', onInterrupt);
+  });
   try {
-    let opened;
-    try {
-      opened = await stream.opened;
-    } catch (error) {
-      if (interrupts > 0) {
-        await status('interrupted before the connection opened');
-        return ExitStatus.INTERRUPTED;
-      }
-      const [first, ...causes] = describeError(error);
-      await status(`${errStyle.red('error:')} ${first}`);
-      for (const cause of causes) await status(`  ${cause}`);
-      return ExitStatus.FAILED;
-    }
-    const details = [opened.protocol !== '' ? `protocol ${opened.protocol}` : '', opened.extensions !== '' ? `extensions ${opened.extensions}` : ''].filter(Boolean);
-    await status(`${errStyle.green('connected')} to ${stream.url}${details.length > 0 ? ` (${details.join('; ')})` : ''}`);
-
-    const writer = opened.writable.getWriter();
-    const activity = { lastMessageAt: Date.now() };
-    const ended = new AbortController();
-    const receiving = printMessages(opened.readable, io, settings.saveBinary, outStyle, activity);
-    const sending = sendLines(writer, io, settings, errStyle).then(async (finished) => {
-      if (!finished || settings.keepOpen) return;
-      await quietFor(settings.wait, activity, ended.signal);
-      stream.close(settings.closeInfo);
-    });
-
-    let outcome: { clean: true; closeCode: number; reason: string } | { clean: false; error: unknown };
-    try {
-      outcome = { clean: true, ...(await stream.closed) };
-    } catch (error) {
-      outcome = { clean: false, error };
-    }
-    ended.abort();
-    // Nothing more can be sent: stop waiting for stdin (a terminal may never reach EOF).
-    io.stdin.destroy();
-    // Every message is on stdout before the close is reported.
-    await Promise.all([receiving, settled(sending)]);
-    if (outcome.clean) {
-      await status(`${errStyle.green('closed')}: ${closeDescription(outcome.closeCode, outcome.reason)}`);
-      return ExitStatus.OK;
-    }
-    const [first, ...causes] = describeError(outcome.error);
-    const { closeCode, reason } = outcome.error as { closeCode?: number | null; reason?: string };
-    await status(`${errStyle.red('closed uncleanly')}: ${closeDescription(closeCode ?? null, reason ?? '')}`);
-    await status(`  ${first}`);
-    for (const cause of causes) await status(`  ${cause}`);
-    return ExitStatus.UNCLEAN_CLOSE;
+    return await converse(stream, settings, terminal, report, () => interrupts > 0);
   } finally {
-    process.off('SIGINT', onInterrupt);
+    terminal.end();
+  }
+}
+
+async function converse(stream: WebSocketStream, settings: ConnectSettings, terminal: Terminal, report: Reporter, interrupted: () => boolean): Promise<number> {
+  const via = typeof settings.options.proxy === 'string' ? ` through the proxy ${settings.options.proxy === 'env' ? 'in the environment' : redactedUrl(settings.options.proxy)}` : '';
+  await report.verbose(`connecting to ${stream.url}${via}`);
+  const startedAt = Date.now();
+  let opened;
+  try {
+    opened = await stream.opened;
+  } catch (error) {
+    if (interrupted()) {
+      await report.status('interrupted before the connection opened');
+      return ExitStatus.INTERRUPTED;
+    }
+    const hints = await openFailureHints(error, new URL(stream.url), via !== '');
+    await report.openFailed(error, hints);
+    return ExitStatus.FAILED;
+  }
+  const { protocol, extensions } = opened;
+  await report.opened(stream.url, protocol, extensions, Date.now() - startedAt);
+  const heartbeat = settings.options.heartbeat;
+  if (heartbeat !== undefined) {
+    await report.verbose(`pinging every ${heartbeat.interval} ms; no pong within that time drops the connection (the library does not report pongs)`);
+  }
+
+  const traffic: Traffic = { sent: 0, sentBytes: 0, received: 0, receivedBytes: 0, lastMessageAt: Date.now() };
+  const ended = new AbortController();
+  const receiving = receive(opened.readable, settings, report, traffic);
+  const sending = send(opened.writable.getWriter(), terminal, settings, report, traffic).then(async (finished) => {
+    // Input that ended because the connection did (a terminal is let go then) is not an EOF.
+    if (!finished || ended.signal.aborted) return;
+    if (settings.keepOpen) {
+      await report.verbose('stdin ended; staying open until the server closes (--keep-open) or Ctrl-C');
+      return;
+    }
+    await report.verbose(`stdin ended; closing once no message has arrived for ${settings.wait} ms (--wait)`);
+    await quietFor(settings.wait, traffic, ended.signal);
+    if (ended.signal.aborted) return;
+    await report.verbose(`sending close (${closeDescription(settings.closeInfo.closeCode, settings.closeInfo.reason)})`);
+    stream.close(settings.closeInfo);
+  });
+
+  let outcome: CloseOutcome;
+  try {
+    outcome = { clean: true, ...(await stream.closed) };
+  } catch (error) {
+    const { closeCode, reason } = error as { closeCode?: number | null; reason?: string };
+    outcome = { clean: false, closeCode: closeCode ?? null, reason: reason ?? '', error };
+  }
+  ended.abort();
+  // Nothing more can be sent: stop reading input (a terminal may never reach EOF).
+  terminal.end();
+  // Every message is on stdout before the close is reported.
+  await Promise.all([receiving, settled(sending)]);
+  await report.closed(outcome, traffic, Date.now() - startedAt);
+  return outcome.clean ? ExitStatus.OK : ExitStatus.UNCLEAN_CLOSE;
+}
+
+type CloseOutcome = { clean: true; closeCode: number; reason: string } | { clean: false; closeCode: number | null; reason: string; error: unknown };
+
+/** Everything `connect` tells the user: messages on stdout, status on stderr, or --json records. */
+class Reporter {
+  constructor(
+    private readonly terminal: Terminal,
+    private readonly settings: ConnectSettings,
+    private readonly outStyle: Style,
+    private readonly errStyle: Style,
+  ) {}
+
+  /** A status line on stderr, unless --quiet. */
+  status(line: string): Promise<void> {
+    return this.settings.quiet ? Promise.resolve() : this.terminal.err(`${line}\n`);
+  }
+
+  /** A --verbose detail on stderr, marked as such. */
+  verbose(line: string): Promise<void> {
+    return this.settings.verbose ? this.terminal.err(`${this.errStyle.dim(`* ${line}`)}\n`) : Promise.resolve();
+  }
+
+  /** A problem worth seeing even with --quiet. */
+  problem(line: string): Promise<void> {
+    return this.terminal.err(`${line}\n`);
+  }
+
+  warning(line: string): Promise<void> {
+    return this.problem(`${this.errStyle.yellow('warning:')} ${line}`);
+  }
+
+  private record(line: string): Promise<void> {
+    return this.terminal.out(`${line}\n`);
+  }
+
+  async openFailed(error: unknown, hints: string[]): Promise<void> {
+    const [first, ...causes] = describeError(error);
+    if (this.settings.json) await this.record(eventRecord('error', { message: first, causes: causes.map((cause) => cause.replace(/^cause: /, '')), hints }));
+    await this.problem(`${this.errStyle.red('error:')} ${first}`);
+    for (const cause of causes) await this.problem(`  ${cause}`);
+    for (const hint of hints) await this.problem(`${this.errStyle.yellow('hint:')} ${hint}`);
+  }
+
+  async opened(url: string, protocol: string, extensions: string, took: number): Promise<void> {
+    if (this.settings.json) await this.record(eventRecord('open', { url, protocol, extensions }));
+    const details = [protocol !== '' ? `protocol ${protocol}` : '', extensions !== '' ? `extensions ${extensions}` : ''].filter(Boolean);
+    await this.status(`${this.errStyle.green('connected')} to ${url}${details.length > 0 ? ` (${details.join('; ')})` : ''}`);
+    await this.verbose(`the opening handshake took ${took} ms`);
+  }
+
+  async message(message: WebSocketMessage, savedTo: string | undefined, saveError: string | undefined): Promise<void> {
+    const size = messageSize(message);
+    await this.verbose(`< ${typeof message === 'string' ? 'text' : 'binary'} message, ${size} byte${size === 1 ? '' : 's'}`);
+    if (this.settings.json) {
+      await this.record(messageRecord(message, this.settings.binaryFormat, {}, savedTo));
+      if (saveError !== undefined) await this.warning(`binary message not saved: ${saveError}`);
+      return;
+    }
+    const mark = this.terminal.interactive ? this.outStyle.dim(RECEIVED_MARK) : '';
+    let text: string;
+    if (typeof message === 'string') {
+      // Coloured on a terminal, to tell replies from the lines being typed; pipes get the text as is.
+      text = this.outStyle.cyan(message);
+    } else if (savedTo !== undefined) {
+      text = binaryLine(size, `saved to ${savedTo}`, this.outStyle);
+    } else if (saveError !== undefined) {
+      // A full disk loses this message, not the connection.
+      text = binaryLine(size, `not saved: ${saveError}`, this.outStyle);
+    } else {
+      text = binaryLine(size, formatBinary(message, this.settings.binaryFormat), this.outStyle);
+    }
+    await this.terminal.out(`${mark}${text}\n`);
+  }
+
+  async sent(message: string | Uint8Array): Promise<void> {
+    const size = messageSize(message);
+    await this.verbose(`> ${typeof message === 'string' ? 'text' : 'binary'} message, ${size} byte${size === 1 ? '' : 's'}`);
+  }
+
+  async closed(outcome: CloseOutcome, traffic: Traffic, lasted: number): Promise<void> {
+    if (this.settings.json) {
+      const fields: Record<string, unknown> = { clean: outcome.clean, code: outcome.closeCode, reason: outcome.reason };
+      if (!outcome.clean) fields.error = describeError(outcome.error)[0];
+      await this.record(eventRecord('close', fields));
+    }
+    const description = closeDescription(outcome.closeCode, outcome.reason);
+    if (outcome.clean) {
+      await this.status(`${this.errStyle.green('closed')}: ${description}`);
+    } else {
+      const [first, ...causes] = describeError(outcome.error);
+      await this.problem(`${this.errStyle.red('closed uncleanly')}: ${description}`);
+      await this.problem(`  ${first}`);
+      for (const cause of causes) await this.problem(`  ${cause}`);
+    }
+    await this.verbose(
+      `open for ${lasted} ms: sent ${traffic.sent} message(s), ${traffic.sentBytes} bytes; received ${traffic.received} message(s), ${traffic.receivedBytes} bytes`,
+    );
   }
 }
 
@@ -133,6 +264,8 @@ async function connectSettings(parsed: ReturnType<typeof parse>): Promise<Connec
     if (colon <= 0) throw new UsageError(`--header must look like "Name: value", not ${JSON.stringify(header)}`);
     headers.push([header.slice(0, colon).trim(), header.slice(colon + 1).trim()]);
   }
+  const origin = stringOption(parsed, 'origin');
+  if (origin !== undefined) headers.push(['Origin', origin]);
   if (headers.length > 0) options.headers = headers;
   const protocols = splitList(stringListOption(parsed, 'protocol'));
   if (protocols.length > 0) options.protocols = protocols;
@@ -160,6 +293,8 @@ async function connectSettings(parsed: ReturnType<typeof parse>): Promise<Connec
     throw new UsageError(`--close-reason is ${Buffer.byteLength(reason)} UTF-8 bytes; a close frame holds at most ${MAX_CLOSE_REASON_BYTES}`);
   }
 
+  const format = stringOption(parsed, 'binary-format') ?? 'hex';
+  if (!(BINARY_FORMATS as readonly string[]).includes(format)) throw new UsageError(`--binary-format must be ${BINARY_FORMATS.join(' or ')}, not ${JSON.stringify(format)}`);
   const saveBinary = stringOption(parsed, 'save-binary');
   if (saveBinary !== undefined) {
     try {
@@ -168,14 +303,21 @@ async function connectSettings(parsed: ReturnType<typeof parse>): Promise<Connec
       throw new UsageError(`--save-binary: cannot create ${saveBinary}: ${(error as Error).message}`);
     }
   }
+  const verbose = flag(parsed, 'verbose');
+  const quiet = flag(parsed, 'quiet');
+  if (verbose && quiet) throw new UsageError('--verbose and --quiet contradict each other');
   const wait = stringOption(parsed, 'wait');
   return {
     url,
     options,
     binary: flag(parsed, 'binary'),
+    binaryFormat: format as BinaryFormat,
     saveBinary,
+    json: flag(parsed, 'json'),
+    verbose,
+    quiet,
     keepOpen: flag(parsed, 'keep-open'),
-    wait: wait === undefined ? 0 : integerOption(wait, '--wait', 0, MAX_MILLISECONDS),
+    wait: wait === undefined ? DEFAULT_QUIET_WAIT : integerOption(wait, '--wait', 0, MAX_MILLISECONDS),
     closeInfo: { closeCode, reason },
   };
 }
@@ -188,25 +330,39 @@ export async function readOptionFile(file: string, option: string): Promise<Buff
   }
 }
 
+/** A proxy URL fit to print: its password replaced. */
+function redactedUrl(text: string): string {
+  try {
+    const url = new URL(text);
+    if (url.password !== '') url.password = '***';
+    return url.href;
+  } catch {
+    return text;
+  }
+}
+
 /**
- * Sends stdin's lines, one message each, waiting for each write: a fast stdin cannot outrun the
- * network. True at EOF; false when the connection closed first (the close is reported elsewhere).
+ * Sends the input's lines, one message each, waiting for each write: a fast stdin cannot outrun
+ * the network. True at EOF; false when the connection closed first (the close is reported elsewhere).
  */
-async function sendLines(writer: WritableStreamDefaultWriter<unknown>, io: Io, settings: ConnectSettings, style: Style): Promise<boolean> {
+async function send(writer: WritableStreamDefaultWriter<unknown>, terminal: Terminal, settings: ConnectSettings, report: Reporter, traffic: Traffic): Promise<boolean> {
   let lineNumber = 0;
   try {
-    for await (const line of readLines(io.stdin as AsyncIterable<Buffer | string>)) {
+    for await (const line of terminal.lines()) {
       lineNumber++;
       let message: string | Uint8Array = line;
       if (settings.binary) {
-        const bytes = parseHex(line);
+        const bytes = parseBinary(line, settings.binaryFormat);
         if (bytes === null) {
-          await writeText(io.stderr, `${style.yellow('warning:')} line ${lineNumber} is not hex, not sent: ${JSON.stringify(line)}\n`);
+          await report.warning(`line ${lineNumber} is not ${settings.binaryFormat}, not sent: ${JSON.stringify(line)}`);
           continue;
         }
         message = bytes;
       }
       await writer.write(message);
+      traffic.sent++;
+      traffic.sentBytes += messageSize(message);
+      await report.sent(message);
     }
   } catch {
     // A write after the connection started closing, or stdin destroyed once it had closed.
@@ -216,32 +372,23 @@ async function sendLines(writer: WritableStreamDefaultWriter<unknown>, io: Io, s
 }
 
 /** Prints every message received until the readable ends (clean close) or errors (unclean). */
-async function printMessages(
-  readable: ReadableStream<WebSocketMessage>,
-  io: Io,
-  saveDirectory: string | undefined,
-  style: Style,
-  activity: { lastMessageAt: number },
-): Promise<void> {
+async function receive(readable: ReadableStream<WebSocketMessage>, settings: ConnectSettings, report: Reporter, traffic: Traffic): Promise<void> {
   let saved = 0;
   try {
     for await (const message of readable as unknown as AsyncIterable<WebSocketMessage>) {
-      activity.lastMessageAt = Date.now();
-      if (typeof message === 'string') {
-        // Cyan on a terminal tells replies from the lines being typed; pipes get the text as is.
-        await writeText(io.stdout, `${style.cyan(message)}\n`);
-      } else if (saveDirectory !== undefined) {
-        let detail: string;
+      traffic.lastMessageAt = Date.now();
+      traffic.received++;
+      traffic.receivedBytes += messageSize(message);
+      let savedTo: string | undefined;
+      let saveError: string | undefined;
+      if (typeof message !== 'string' && settings.saveBinary !== undefined) {
         try {
-          detail = `saved to ${await saveMessage(saveDirectory, message, () => ++saved)}`;
+          savedTo = await saveMessage(settings.saveBinary, message, () => ++saved);
         } catch (error) {
-          // A full disk loses this message, not the connection.
-          detail = `not saved: ${(error as Error).message}`;
+          saveError = (error as Error).message;
         }
-        await writeText(io.stdout, `${binaryLine(message.byteLength, detail, style)}\n`);
-      } else {
-        await writeText(io.stdout, `${binaryLine(message.byteLength, toHex(message), style)}\n`);
       }
+      await report.message(message, savedTo, saveError);
     }
   } catch {
     // The readable errors with the unclean close's WebSocketError, which `closed` reports.
@@ -262,14 +409,14 @@ async function saveMessage(directory: string, bytes: Uint8Array, next: () => num
 }
 
 /**
- * `--wait`: replies to the last lines may still be on their way at EOF, and a server stops sending
- * once it has our close frame, so closing at once would lose them. Waits until no message has
- * arrived for `ms`, or the connection has ended.
+ * `--wait`: replies to the last lines may still be on their way at EOF, and data messages that
+ * arrive after our close frame was sent are dropped, so closing at once would lose them. Waits
+ * until no message has arrived for `ms`, or the connection has ended.
  */
-async function quietFor(ms: number, activity: { lastMessageAt: number }, ended: AbortSignal): Promise<void> {
-  activity.lastMessageAt = Math.max(activity.lastMessageAt, Date.now());
+async function quietFor(ms: number, traffic: Traffic, ended: AbortSignal): Promise<void> {
+  traffic.lastMessageAt = Math.max(traffic.lastMessageAt, Date.now());
   for (;;) {
-    const remaining = activity.lastMessageAt + ms - Date.now();
+    const remaining = traffic.lastMessageAt + ms - Date.now();
     if (remaining <= 0 || ended.aborted) return;
     try {
       await delay(remaining, undefined, { signal: ended });

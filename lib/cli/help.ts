@@ -1,4 +1,5 @@
 // The usage texts: one for the tool, one per command.
+import { DEFAULT_QUIET_WAIT } from './defaults.js';
 
 /** The command name, as installed by package.json "bin". */
 export const COMMAND = 'wss';
@@ -23,6 +24,10 @@ Commands:
   serve            run a WebSocket server (echo, broadcast or print) with a demo page at /
   help [command]   show this help, or a command's
 
+Options:
+  -V, --version    print the version and exit
+  -h, --help       show this help
+
 Run '${COMMAND} <command> --help' for a command's options.
 `;
 
@@ -32,16 +37,24 @@ Opens a WebSocket to <url> (ws://, wss://, http:// or https://; ws:// when no sc
 Each line read from stdin is sent as a text message (without its line ending; an empty line is
 an empty message). Each message received is written to stdout: text as is, binary as
 "[binary N bytes] <hex>". Status lines (connected, closed, errors) go to stderr, so stdout holds
-only messages. At stdin EOF (after --wait) or on Ctrl-C the connection is closed cleanly, and the
-close code and reason the server answered with are printed.
+only messages. When stdin ends, the connection stays open until no message has arrived for
+--wait milliseconds (so that the replies to the last lines are printed), or until the server
+closes; then it is closed cleanly and the close code and reason are printed. On a terminal,
+lines are typed at a "> " prompt and messages received are marked "< ".
 
 Options:
   -H, --header <name: value>  add a request header (repeatable)
+  -o, --origin <origin>       send this Origin header, as a browser on that site would
   -p, --protocol <name>       offer a subprotocol (repeatable, or comma-separated)
   -b, --binary                send each stdin line as a binary message, written in hex
-                              ("00ff10" or "00 ff 10"); lines that are not hex are skipped
+                              ("00ff10" or "00 ff 10") or base64; lines that are not are skipped
+      --binary-format <f>     hex or base64: how binary messages are printed, in --json too,
+                              and how --binary reads them (default hex)
       --save-binary <dir>     write each binary message received to <dir>/message-N.bin
-                              instead of printing its hex
+                              instead of printing it
+  -j, --json                  print one JSON object per line: each message received, with its
+                              kind (text or binary), time, size in bytes and data, and the
+                              open, close and error events
       --no-deflate            do not offer permessage-deflate compression
       --ca <file>             trust the CA certificates in this PEM file (wss://)
   -k, --insecure              do not verify the server's TLS certificate
@@ -50,30 +63,38 @@ Options:
                               HTTPS_PROXY/HTTP_PROXY unless NO_PROXY matches (default: none)
       --ping <ms>             ping every <ms> milliseconds; no pong within <ms> drops the
                               connection (an unclean close)
-      --close-code <code>     the close code sent at EOF or Ctrl-C: 1000 or 3000-4999
+      --close-code <code>     the close code sent at the end or on Ctrl-C: 1000 or 3000-4999
                               (default 1000)
       --close-reason <text>   the close reason sent (at most 123 UTF-8 bytes)
-  -w, --wait <ms>             at stdin EOF, close only once no message has arrived for <ms>
-                              milliseconds, so that replies to the last lines are seen (default 0)
-      --keep-open             do not close at stdin EOF: wait for the server to close, or Ctrl-C
+  -w, --wait <ms>             when stdin ends, close once no message has arrived for <ms>
+                              milliseconds (default ${DEFAULT_QUIET_WAIT}; 0 closes at once)
+      --keep-open             when stdin ends, do not close: wait for the server to, or Ctrl-C
+  -v, --verbose               also report on stderr each message sent and received (kind and
+                              size), the handshake's duration, when and why the close is sent,
+                              and a summary of the traffic
+  -q, --quiet                 no status lines on stderr, only errors and warnings
   -h, --help                  show this help
 
+Colours are used on terminals only; NO_COLOR turns them off, FORCE_COLOR on.
+
 Exit status: 0 after a clean close (whatever its code), 1 when the connection could not be
-opened (the cause is printed), 2 for a usage error, 3 after an unclean close (no closing
-handshake: a dropped connection, a protocol error, a missed pong). A second Ctrl-C exits at once
-with 130.
+opened (the cause is printed, with a hint when the mistake is a common one), 2 for a usage
+error, 3 after an unclean close (no closing handshake: a dropped connection, a protocol error,
+a missed pong). A second Ctrl-C exits at once with 130.
 
 Examples:
-  echo hello | ${COMMAND} connect --wait 500 ws://127.0.0.1:8080/
+  echo hello | ${COMMAND} connect ws://127.0.0.1:8080/
   ${COMMAND} connect wss://example.com/feed -H 'Authorization: Bearer t0k3n' -p v2.chat
   printf '0001ff\\n' | ${COMMAND} connect --binary --close-code 4000 --close-reason done ws://localhost:8080
+  echo '{"op":"subscribe"}' | ${COMMAND} connect --json --wait 5000 wss://example.com/feed
 `;
 
 export const SERVE_USAGE = `Usage: ${COMMAND} serve [options]
 
-Runs a WebSocket server. Plain HTTP GET / serves a demo page whose WebSocketStream (or WebSocket,
-in browsers without WebSocketStream) talks to this server. Connections, subprotocols and close
-codes are logged to stderr.
+Runs a WebSocket server. Plain HTTP GET / serves a demo page: a WebSocket console for the
+browser (its WebSocketStream, or WebSocket where it has none) that talks to this server or any
+other, with a live plot of the message rate and round-trip time. Connections, subprotocols and
+close codes are logged to stderr.
 
 Modes:
   echo       every message goes back to its sender (the default)
@@ -92,6 +113,9 @@ Options:
                             listed here is selected
       --deflate             accept permessage-deflate compression
       --ping <ms>           ping every client every <ms> milliseconds; no pong within <ms> drops it
+  -j, --json                print mode: one JSON object per message, as \`connect --json\` does,
+                            with the number of the connection it came from
+      --binary-format <f>   print mode: binary messages in hex or base64 (default hex)
   -h, --help                show this help
 
 Ctrl-C (SIGINT) or SIGTERM stops the server: open connections are closed with 1001 first. A

@@ -4,6 +4,7 @@ import { runConnect } from './connect.js';
 import { runServe } from './serve.js';
 import { COMMAND, CONNECT_USAGE, ExitStatus, SERVE_USAGE, TOOL_USAGE } from './help.js';
 import { describeError, styleFor, writeText, type Io } from './output.js';
+import { packageVersion } from './version.js';
 
 const COMMANDS: Record<string, { run(args: string[], io: Io): Promise<number>; usage: string }> = {
   connect: { run: runConnect, usage: CONNECT_USAGE },
@@ -17,6 +18,11 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   if (command === '-h' || command === '--help') {
     await writeText(io.stdout, TOOL_USAGE);
     return ExitStatus.OK;
+  }
+  if (command === '-V' || command === '--version') {
+    const version = io.script === undefined ? null : packageVersion(io.script);
+    await writeText(io.stdout, `${COMMAND} ${version ?? '(unknown version)'} (Node.js ${process.version})\n`);
+    return version === null ? ExitStatus.FAILED : ExitStatus.OK;
   }
   if (command === 'help') {
     const topic = rest[0];

@@ -1,13 +1,16 @@
 // Terminal output for the CLI: colours only where a person reads them, writes that wait for slow
 // pipes, and errors described with their causes.
 import type { Writable } from 'node:stream';
+import { formatBinary, type BinaryFormat } from './lines.js';
 
 /** The process's streams and environment, passed in so that commands never reach for globals. */
 export interface Io {
-  stdin: NodeJS.ReadableStream & { destroy(): void };
+  stdin: NodeJS.ReadableStream & { destroy(): void; isTTY?: boolean };
   stdout: Writable & { isTTY?: boolean };
   stderr: Writable & { isTTY?: boolean };
   env: NodeJS.ProcessEnv;
+  /** The path of the running cli.js (process.argv[1]), for --version. */
+  script?: string;
 }
 
 export interface Style {
@@ -60,15 +63,32 @@ export function writeText(stream: Writable, text: string): Promise<void> {
   });
 }
 
-/** Lower-case hex with no separators: the form `connect --binary` reads back. */
-export function toHex(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
-}
-
 /** How a binary message is shown: its size, then its bytes in hex (or where it was saved). */
 export function binaryLine(byteLength: number, detail: string, style: Style): string {
   const label = style.dim(`[binary ${byteLength} byte${byteLength === 1 ? '' : 's'}]`);
   return detail === '' ? label : `${label} ${detail}`;
+}
+
+/** A message's size on the wire before compression: UTF-8 bytes for text (RFC 6455 §5.6). */
+export function messageSize(message: string | Uint8Array): number {
+  return typeof message === 'string' ? Buffer.byteLength(message) : message.byteLength;
+}
+
+/**
+ * One received message as a --json record: its kind, when it arrived, its size in bytes and its
+ * data (text as is; binary in `format`, or the file it was saved to). `extra` comes first, so a
+ * server can say which connection the message came from.
+ */
+export function messageRecord(message: string | Uint8Array, format: BinaryFormat, extra: Record<string, unknown> = {}, savedTo?: string): string {
+  const base = { ...extra, type: 'message', time: new Date().toISOString() };
+  if (typeof message === 'string') return JSON.stringify({ ...base, kind: 'text', size: messageSize(message), data: message });
+  if (savedTo !== undefined) return JSON.stringify({ ...base, kind: 'binary', size: message.byteLength, file: savedTo });
+  return JSON.stringify({ ...base, kind: 'binary', size: message.byteLength, encoding: format, data: formatBinary(message, format) });
+}
+
+/** Any other --json record (open, close, error): a type, the time, and its fields. */
+export function eventRecord(type: string, fields: Record<string, unknown>): string {
+  return JSON.stringify({ type, time: new Date().toISOString(), ...fields });
 }
 
 /** A close code and reason as printed at the end of a connection. */
@@ -96,10 +116,18 @@ function causeOf(error: unknown): unknown {
   return typeof error === 'object' && error !== null && 'cause' in error ? (error as { cause?: unknown }).cause : undefined;
 }
 
+/**
+ * OpenSSL's error strings ("809C…:error:0A00010B:SSL routines:ssl3_get_record:wrong version
+ * number:../deps/openssl/…/ssl3_record.c:350:") hold one useful phrase, the reason.
+ */
+export function withoutOpenSslNoise(text: string): string {
+  return text.replace(/[0-9A-F]{8,}:error:[0-9A-F]+:[^:]*:[^:]*:([^:]+):\S*/g, '$1').trim();
+}
+
 function summary(error: unknown): string {
   if (typeof error !== 'object' || error === null) return String(error);
   const { name, message, code, statusCode } = error as { name?: unknown; message?: unknown; code?: unknown; statusCode?: unknown };
-  let text = typeof message === 'string' && message !== '' ? message : String(error);
+  let text = withoutOpenSslNoise(typeof message === 'string' && message !== '' ? message : String(error));
   if (typeof name === 'string' && name !== '' && name !== 'Error') text = `${name}: ${text}`;
   // Node's system and TLS errors carry a code (ECONNREFUSED, DEPTH_ZERO_SELF_SIGNED_CERT) that
   // is what people search for; the message does not always contain it.

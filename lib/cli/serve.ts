@@ -7,7 +7,8 @@ import { flag, integerOption, MAX_MILLISECONDS, parse, splitList, stringListOpti
 import { readOptionFile } from './connect.js';
 import { DEMO_PAGE_CSP, demoPage } from './demo-page.js';
 import { ExitStatus, SERVE_USAGE } from './help.js';
-import { binaryLine, closeDescription, describeError, styleFor, toHex, writeText, type Io, type Style } from './output.js';
+import { BINARY_FORMATS, formatBinary, type BinaryFormat } from './lines.js';
+import { binaryLine, closeDescription, describeError, messageRecord, styleFor, writeText, type Io, type Style } from './output.js';
 
 const MODES = ['echo', 'broadcast', 'print'] as const;
 type Mode = (typeof MODES)[number];
@@ -21,6 +22,8 @@ const OPTIONS: OptionSpec = {
   protocols: { type: 'string', multiple: true },
   deflate: { type: 'boolean' },
   ping: { type: 'string' },
+  json: { type: 'boolean', short: 'j' },
+  'binary-format': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 };
 
@@ -45,6 +48,9 @@ interface ServeSettings {
   protocols: string[];
   deflate: boolean;
   ping: number | undefined;
+  /** Print mode: one JSON record per message instead of its text. */
+  json: boolean;
+  binaryFormat: BinaryFormat;
 }
 
 export async function runServe(args: string[], io: Io): Promise<number> {
@@ -108,7 +114,8 @@ export async function runServe(args: string[], io: Io): Promise<number> {
     process.on('SIGTERM', onSignal);
   });
 
-  const context: ConnectionContext = { mode: settings.mode, broadcast: new Broadcast(log), io, style, outStyle: styleFor(io.stdout, io.env), log };
+  const { mode, json, binaryFormat } = settings;
+  const context: ConnectionContext = { mode, json, binaryFormat, broadcast: new Broadcast(log), io, style, outStyle: styleFor(io.stdout, io.env), log };
   const handlers = new Set<Promise<void>>();
   const accepting = (async () => {
     let nextId = 1;
@@ -142,6 +149,10 @@ async function serveSettings(parsed: ReturnType<typeof parse>): Promise<ServeSet
   const key = stringOption(parsed, 'tls-key');
   if ((cert === undefined) !== (key === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
   const ping = stringOption(parsed, 'ping');
+  const json = flag(parsed, 'json');
+  const format = stringOption(parsed, 'binary-format') ?? 'hex';
+  if (!(BINARY_FORMATS as readonly string[]).includes(format)) throw new UsageError(`--binary-format must be ${BINARY_FORMATS.join(' or ')}, not ${JSON.stringify(format)}`);
+  if ((json || stringOption(parsed, 'binary-format') !== undefined) && mode !== 'print') throw new UsageError('--json and --binary-format apply to --mode print only');
   return {
     mode: mode as Mode,
     port: port === undefined ? DEFAULT_PORT : integerOption(port, '--port', 0, 65535),
@@ -150,6 +161,8 @@ async function serveSettings(parsed: ReturnType<typeof parse>): Promise<ServeSet
     protocols: subprotocols(splitList(stringListOption(parsed, 'protocols'))),
     deflate: flag(parsed, 'deflate'),
     ping: ping === undefined ? undefined : integerOption(ping, '--ping', 1, MAX_MILLISECONDS),
+    json,
+    binaryFormat: format as BinaryFormat,
   };
 }
 
@@ -189,6 +202,8 @@ function servePage(request: http.IncomingMessage, response: http.ServerResponse,
 
 interface ConnectionContext {
   mode: Mode;
+  json: boolean;
+  binaryFormat: BinaryFormat;
   broadcast: Broadcast;
   io: Io;
   /** For the log on stderr. */
@@ -198,7 +213,7 @@ interface ConnectionContext {
   log(line: string): void;
 }
 
-async function handleConnection(peer: ServerWebSocketStream, id: number, { mode, broadcast, io, style, outStyle, log }: ConnectionContext): Promise<void> {
+async function handleConnection(peer: ServerWebSocketStream, id: number, { mode, json, binaryFormat, broadcast, io, style, outStyle, log }: ConnectionContext): Promise<void> {
   const { remoteAddress, remotePort, url } = peer.request;
   let opened;
   try {
@@ -220,7 +235,11 @@ async function handleConnection(peer: ServerWebSocketStream, id: number, { mode,
       for await (const message of messages) await broadcast.send(id, message);
     } else {
       for await (const message of messages) {
-        await writeText(io.stdout, typeof message === 'string' ? `${message}\n` : `${binaryLine(message.byteLength, toHex(message), outStyle)}\n`);
+        let line: string;
+        if (json) line = messageRecord(message, binaryFormat, { connection: id });
+        else if (typeof message === 'string') line = message;
+        else line = binaryLine(message.byteLength, formatBinary(message, binaryFormat), outStyle);
+        await writeText(io.stdout, `${line}\n`);
       }
     }
   } catch {
