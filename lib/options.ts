@@ -53,7 +53,7 @@ export function heartbeatOption(value: unknown): HeartbeatOptions | null {
 
 /**
  * `verify`'s answer: `true` accepts; `false`, `undefined` or `null` refuse with 403; a Refusal
- * refuses with its status (4xx or 5xx), headers and message.
+ * refuses with its status (3xx, 4xx or 5xx), headers and message.
  */
 export type VerifyResult = boolean | Refusal | null | undefined;
 

@@ -70,6 +70,12 @@ describe('server callbacks: verify, selectProtocol and onError', () => {
       expect(await statusFor(port)).to.equal(101);
     });
 
+    leakFree('a refusal may redirect (3xx with Location)', async (guard) => {
+      const { port } = await serverWith(guard, { verify: () => ({ status: 307, headers: { Location: 'ws://elsewhere.example/' } }) });
+      const { text } = await upgradeExchange(port, upgradeRequest());
+      expect(text).to.match(/^HTTP\/1\.1 307 Temporary Redirect\r\n/).and.include('\r\nLocation: ws://elsewhere.example/\r\n');
+    });
+
     leakFree('a refusal object gets its status, headers and message', async (guard) => {
       const { port } = await serverWith(guard, { verify: () => ({ status: 401, headers: { 'WWW-Authenticate': 'Bearer', 'X-Count': 3 as unknown as string }, message: 'token expired' }) });
       const { text } = await upgradeExchange(port, upgradeRequest());
@@ -85,7 +91,7 @@ describe('server callbacks: verify, selectProtocol and onError', () => {
       ['a function', () => true],
       ['an object without a status', { message: 'no' }],
       ['status 200', { status: 200 }],
-      ['status 302', { status: 302, headers: { Location: '/elsewhere' } }],
+      ['status 101', { status: 101 }],
       ['status 600', { status: 600 }],
       ['a status that is a string', { status: '403' }],
       ['a fractional status', { status: 403.5 }],

@@ -62,14 +62,15 @@ export function isRefusal(value: UpgradeRequestCheck | Refusal): value is Refusa
 const RESERVED_REFUSAL_HEADERS = new Set(['connection', 'content-length', 'transfer-encoding']);
 
 /**
- * Checks a refusal that came from user code (`verify`): a 4xx or 5xx status, header names that are
+ * Checks a refusal that came from user code (`verify`): a 3xx, 4xx or 5xx status, header names that are
  * tokens with values free of CR, LF and NUL, a string message. Returns the refusal, copied so that
  * later changes by the caller cannot reach the response, or a TypeError saying what is wrong.
  */
 export function checkRefusal(value: object): Refusal | TypeError {
   const { status, headers, message } = value as { status?: unknown; headers?: unknown; message?: unknown };
-  if (typeof status !== 'number' || !Number.isInteger(status) || status < 400 || status > 599) {
-    return new TypeError(`a refusal's status must be an integer from 400 to 599, not ${describe(status)}`);
+  // 3xx too: a server may send a client elsewhere (WebSocket clients do not follow, but they can say where).
+  if (typeof status !== 'number' || !Number.isInteger(status) || status < 300 || status > 599) {
+    return new TypeError(`a refusal's status must be an integer from 300 to 599, not ${describe(status)}`);
   }
   const refusal: Refusal = { status };
   if (headers !== undefined && headers !== null) {
