@@ -61,6 +61,8 @@ export interface WebSocketStreamServerOptions extends ServerHandshakeOptions {
   port?: number;
   /** Host to listen on; default all interfaces, like node:http. */
   host?: string;
+  /** Listen on this Unix domain socket path instead of a port (Node only; clients use ws+unix: URLs). */
+  socketPath?: string;
   /** Listen with TLS (wss://): options for https.createServer (key, cert, …). */
   tls?: tls.TlsOptions;
   /** Attach to an existing http or https server instead of listening. */
@@ -278,10 +280,12 @@ export class WebSocketStreamServer {
       });
       this.listening = new Promise<void>((resolve, reject) => {
         this.#httpServer.once('error', reject);
-        this.#httpServer.listen(options.port ?? 0, options.host, () => {
+        const onListening = (): void => {
           this.#httpServer.off('error', reject);
           resolve();
-        });
+        };
+        if (options.socketPath !== undefined) this.#httpServer.listen(options.socketPath, onListening);
+        else this.#httpServer.listen(options.port ?? 0, options.host, onListening);
       });
       this.listening.catch(() => {});
     }
@@ -423,14 +427,22 @@ function pathOf(url: string | undefined): string {
   return query === -1 ? target : target.slice(0, query);
 }
 
+/** `socketPath`: a non-empty string, instead of `port` and `host`. */
+function checkSocketPath(options: WebSocketStreamServerOptions): void {
+  if (options.socketPath === undefined) return;
+  if (typeof options.socketPath !== 'string' || options.socketPath === '') throw new TypeError('socketPath must be a non-empty path');
+  if (options.port !== undefined || options.host !== undefined) throw new TypeError('socketPath listens on a Unix domain socket: give it without port and host');
+}
+
 function checkServerOptions(options: WebSocketStreamServerOptions): WebSocketStreamServerOptions {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-  if (options.server === undefined && options.port === undefined) {
-    throw new TypeError('WebSocketStreamServer needs a port to listen on or a server to attach to');
+  if (options.server === undefined && options.port === undefined && options.socketPath === undefined) {
+    throw new TypeError('WebSocketStreamServer needs a port or a socketPath to listen on, or a server to attach to');
   }
-  if (options.server !== undefined && (options.port !== undefined || options.tls !== undefined)) {
-    throw new TypeError('port and tls are for a server that listens itself; they cannot go with server');
+  if (options.server !== undefined && (options.port !== undefined || options.tls !== undefined || options.socketPath !== undefined)) {
+    throw new TypeError('port, socketPath and tls are for a server that listens itself; they cannot go with server');
   }
+  checkSocketPath(options);
   for (const name of ['maxPayload', 'maxConnections', 'maxHandshakeHead', 'acceptBacklog'] as const) positiveNumber(options[name], name, 1);
   for (const name of ['handshakeTimeout', 'closeTimeout'] as const) timeoutOption(options[name], name, 1);
   if (options.readableHighWaterMark !== undefined) positiveNumber(options.readableHighWaterMark, 'readableHighWaterMark', 0, true);

@@ -283,7 +283,7 @@ async function handshakeFailure(stream: WebSocketStream): Promise<WebSocketError
   return error as WebSocketError;
 }
 
-const PROXY_VARIABLES = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'NO_PROXY', 'no_proxy'] as const;
+const PROXY_VARIABLES = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy', 'NO_PROXY', 'no_proxy'] as const;
 
 describe('client through a proxy', () => {
   afterEach(async () => {
@@ -700,7 +700,7 @@ describe('client through a proxy', () => {
     });
 
     it('an unusable variable throws TypeError from the constructor, naming it', () => {
-      process.env.HTTPS_PROXY = 'socks5://127.0.0.1:1080';
+      process.env.HTTPS_PROXY = 'socks4://127.0.0.1:1080';
       const error = expectThrowsTypeError(() => new WebSocketStream('wss://example.com/', { proxy: 'env' }));
       expect(error.message).to.include('HTTPS_PROXY');
       // Not for ws: targets (another variable), nor for targets NO_PROXY exempts.
@@ -731,7 +731,8 @@ describe('client through a proxy', () => {
       ['not a URL', 'proxy.example:3128'],
       ['a relative URL', '/proxy'],
       ['"ENV" (case matters)', 'ENV'],
-      ['a socks5: URL', 'socks5://h:1080'],
+      ['a socks4: URL', 'socks4://h:1080'],
+      ['a socks: URL (SOCKS4 to curl, SOCKS5 to others)', 'socks://h:1080'],
       ['an ftp: URL', 'ftp://h/'],
       ['a ws: URL', 'ws://h:3128'],
       ['a path', 'http://h:3128/path'],
@@ -754,7 +755,7 @@ describe('client through a proxy', () => {
     });
 
     it('converts with the other options, before the URL is checked', () => {
-      expectThrowsTypeError(() => new WebSocketStream('ftp://h/', { proxy: 'socks5://h:1080' }));
+      expectThrowsTypeError(() => new WebSocketStream('ftp://h/', { proxy: 'socks4://h:1080' }));
     });
 
     it('reads proxy once, and url and tls once each', () => {
@@ -810,14 +811,19 @@ describe('client through a proxy', () => {
     });
 
     it('credentials: user only, password only, percent-decoded', () => {
-      expect(parseProxyUrl('http://user@h', 'p').authorization).to.equal(basic('user:'));
-      expect(parseProxyUrl('http://:pw@h', 'p').authorization).to.equal(basic(':pw'));
-      expect(parseProxyUrl('http://a%2Fb:c%3Ad%40e@h', 'p').authorization).to.equal(basic('a/b:c:d@e'));
+      const authorization = (url: string): string | null => {
+        const endpoint = parseProxyUrl(url, 'p');
+        if (endpoint.kind !== 'http') throw new Error(`${url} is not an HTTP proxy`);
+        return endpoint.authorization;
+      };
+      expect(authorization('http://user@h')).to.equal(basic('user:'));
+      expect(authorization('http://:pw@h')).to.equal(basic(':pw'));
+      expect(authorization('http://a%2Fb:c%3Ad%40e@h')).to.equal(basic('a/b:c:d@e'));
     });
 
     it('names the option or variable in its errors', () => {
       const error = expectPlainTypeError(thrownBy(() => parseProxyUrl('socks://h', 'HTTPS_PROXY')));
-      expect(error.message).to.match(/^HTTPS_PROXY must be an http: or https: proxy URL/);
+      expect(error.message).to.match(/^HTTPS_PROXY must be an http: or https: proxy URL \(CONNECT\), or socks5: or socks5h: \(SOCKS5\), not socks:$/);
     });
   });
 
