@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { WebSocketStream, WebSocketStreamServer, type ServerWebSocketStream, type WebSocketMessage } from '../lib/index.js';
 import { acceptFor, fixtures } from './helpers/raw-peer.js';
 import { Acceptor, echo, portOf, rawConnect } from './helpers/server-helpers.js';
+import { startSocksServer } from './helpers/socks-server.js';
 
 // Compiled next to this spec: <outDir>/spec/cli.spec.js and <outDir>/lib/cli.js.
 const CLI = fileURLToPath(new URL('../lib/cli.js', import.meta.url));
@@ -87,7 +88,7 @@ const cleanups: Array<() => Promise<void> | void> = [];
 /** The environment of a child whose stdout and stderr are pipes: no colour or proxy settings but `extra`. */
 function plainEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env = { ...process.env, ...extra };
-  const controlled = ['NO_COLOR', 'FORCE_COLOR', 'NODE_DISABLE_COLORS', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY'];
+  const controlled = ['NO_COLOR', 'FORCE_COLOR', 'NODE_DISABLE_COLORS', 'HTTP_PROXY', 'HTTPS_PROXY', 'ALL_PROXY', 'NO_PROXY'];
   for (const name of Object.keys(env)) if (controlled.includes(name.toUpperCase()) && !(name in extra)) delete env[name];
   return env;
 }
@@ -106,6 +107,16 @@ async function serve(args: string[] = []): Promise<{ cli: Cli; port: number }> {
   const run = cli(['serve', '--port', '0', ...args]);
   const [, port] = await run.waitFor('stderr', /listening on wss?:\/\/127\.0\.0\.1:(\d+)\//);
   return { cli: run, port: Number(port) };
+}
+
+/** Server side: every message the client sends, until it closes. */
+async function collect(stream: ServerWebSocketStream, into: WebSocketMessage[]): Promise<void> {
+  try {
+    const { readable } = await stream.opened;
+    for await (const message of readable as unknown as AsyncIterable<WebSocketMessage>) into.push(message);
+  } catch {
+    // An unclean close: the test says what it expected.
+  }
 }
 
 /** Our own server in this process, echoing unless told otherwise. */
@@ -281,6 +292,8 @@ describe('wss (the command-line tool)', () => {
         [['serve', '--tls-cert', CERT], /--tls-cert and --tls-key go together/],
         [['serve', '--tls-cert', KEY, '--tls-key', KEY], /--tls-cert\/--tls-key: /],
         [['serve', '--protocols', 'chat,two words'], /"two words" is not a valid subprotocol name/],
+        [['serve', '--socket', '/tmp/x.sock', '--port', '1'], /--socket listens on a Unix domain socket instead of --host and --port/],
+        [['serve', '--socket', ''], /--socket needs a path/],
       ];
       const runs = cases.map(([args]) => cli(args));
       for (const [index, run] of runs.entries()) {
@@ -395,6 +408,22 @@ describe('wss (the command-line tool)', () => {
       expect(run.stderr).to.match(/stopped\n$/);
     });
 
+    it('--socket listens on a Unix domain socket; SIGTERM removes it', async () => {
+      const directory = await mkdtemp(path.join(os.tmpdir(), 'wss-cli-'));
+      cleanups.push(() => rm(directory, { recursive: true, force: true }));
+      const socketPath = path.join(directory, 'serve.sock');
+      const run = cli(['serve', '--socket', socketPath]);
+      await run.waitFor('stderr', /listening on ws\+unix:\/\/\S+ \(mode echo\)/);
+      expect(run.stderr).to.include(`listening on ws+unix://${socketPath}:/ (mode echo)`);
+      const peer = await client(`ws+unix://${socketPath}:/`);
+      await peer.send('over a Unix socket');
+      expect(await peer.next()).to.equal('over a Unix socket');
+      run.child.kill('SIGTERM');
+      expect(await peer.stream.closed).to.deep.equal({ closeCode: 1001, reason: 'server shutting down' });
+      expect(await run.exited).to.deep.equal({ code: 0, signal: null });
+      expect(await readdir(directory)).to.deep.equal([]);
+    });
+
     it('a port in use: the cause on stderr and exit 1', async () => {
       const { server: busy } = await server();
       const run = cli(['serve', '--port', String(portOf(busy))]);
@@ -487,6 +516,33 @@ describe('wss (the command-line tool)', () => {
       expect(proxy.heads[1]).to.match(new RegExp(`^CONNECT ${target} `));
       const bad = cli(['connect', '--proxy', 'ftp://127.0.0.1:1', url], { stdin: '' });
       expect((await bad.exited).code).to.equal(2);
+    });
+
+    it('--proxy goes through a SOCKS5 proxy with credentials; refused ones are never printed', async () => {
+      const received: WebSocketMessage[] = [];
+      const { url } = await server({}, (stream) => void collect(stream, received));
+      const socks = await startSocksServer({ credentials: { user: 'user', password: 'hunter2' } });
+      cleanups.push(() => socks.close());
+      const good = cli(['connect', '--proxy', socks.url('socks5h', { user: 'user', password: 'hunter2' }), url], { stdin: 'via socks\n' });
+      expect(await good.exited).to.deep.equal({ code: 0, signal: null });
+      expect(received).to.deep.equal(['via socks']);
+      expect(socks.sessions[0]!.request!.port).to.equal(Number(new URL(url).port));
+      const bad = cli(['connect', '--proxy', socks.url('socks5h', { user: 'user', password: 'hunter3' }), url], { stdin: '' });
+      expect((await bad.exited).code).to.equal(1);
+      expect(bad.stderr).to.include(`proxy socks5h://127.0.0.1:${socks.port} refused the credentials`);
+      expect(bad.stderr + bad.stdout).to.not.include('hunter3');
+    });
+
+    it('connects to a ws+unix: URL', async () => {
+      const directory = await mkdtemp(path.join(os.tmpdir(), 'wss-cli-'));
+      cleanups.push(() => rm(directory, { recursive: true, force: true }));
+      const socketPath = path.join(directory, 'ours.sock');
+      const received: WebSocketMessage[] = [];
+      await server({ port: undefined, host: undefined, socketPath }, (stream) => void collect(stream, received));
+      const run = cli(['connect', `ws+unix://${socketPath}:/chat`], { stdin: 'unix line\n' });
+      expect(await run.exited).to.deep.equal({ code: 0, signal: null });
+      expect(received).to.deep.equal(['unix line']);
+      expect(run.stderr).to.include(`connected to ws+unix://${socketPath}:/chat`);
     });
 
     it('prints the close code and reason when the server closes first, and exits 0', async () => {
