@@ -270,7 +270,7 @@ describe('wss (the command-line tool)', () => {
         expect(connect.stdout).to.include(option);
       }
       expect(serveHelp.stdout).to.match(/^Usage: wss serve \[options\]/);
-      for (const option of ['--mode', '--port', '--host', '--tls-cert', '--tls-key', '--protocols', '--deflate', 'broadcast', 'print']) {
+      for (const option of ['--mode', '--port', '--host', '--socket', '--tls-cert', '--tls-key', '--protocols', '--deflate', 'broadcast', 'print']) {
         expect(serveHelp.stdout).to.include(option);
       }
       expect(helpConnect.stdout).to.equal(connect.stdout);
