@@ -21,3 +21,4 @@ export type { WebSocketStreamServerOptions, ServerHandshakeOptions, VerifyResult
 export type { Refusal } from './handshake/server.js';
 export type { PerMessageDeflateOptions } from './protocol/permessage-deflate.js';
 export type { ProxyOptions } from './handshake/proxy.js';
+export type { ConnectOptions, CreateConnection } from './handshake/transport.js';

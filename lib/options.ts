@@ -96,6 +96,8 @@ export interface WebSocketStreamServerOptions extends ServerHandshakeOptions {
   port?: number;
   /** Host to listen on; default all interfaces, like node:http. */
   host?: string;
+  /** Listen on this Unix domain socket path instead of a port (Node only; clients use ws+unix: URLs). */
+  socketPath?: string;
   /** Listen with TLS (wss://): options for https.createServer (key, cert, …). */
   tls?: tls.TlsOptions;
   /** Attach to an existing http or https server instead of listening. */
@@ -127,6 +129,7 @@ export interface ResolvedServerHandshake {
 export interface ResolvedServerOptions extends ResolvedServerHandshake {
   readonly port: number | undefined;
   readonly host: string | undefined;
+  readonly socketPath: string | undefined;
   readonly tls: tls.TlsOptions | undefined;
   readonly server: http.Server | https.Server | undefined;
   readonly path: string | undefined;
@@ -187,11 +190,17 @@ export function resolveServerOptions(options: unknown): ResolvedServerOptions {
   const port = given.port as number | undefined;
   const tlsOptions = given.tls as tls.TlsOptions | undefined;
   const path = given.path;
-  if (server === undefined && port === undefined) {
-    throw new TypeError('WebSocketStreamServer needs a port to listen on or a server to attach to');
+  const socketPath = given.socketPath;
+  const host = given.host as string | undefined;
+  if (server === undefined && port === undefined && socketPath === undefined) {
+    throw new TypeError('WebSocketStreamServer needs a port or a socketPath to listen on, or a server to attach to');
   }
-  if (server !== undefined && (port !== undefined || tlsOptions !== undefined)) {
-    throw new TypeError('port and tls are for a server that listens itself; they cannot go with server');
+  if (server !== undefined && (port !== undefined || tlsOptions !== undefined || socketPath !== undefined)) {
+    throw new TypeError('port, socketPath and tls are for a server that listens itself; they cannot go with server');
+  }
+  if (socketPath !== undefined) {
+    if (typeof socketPath !== 'string' || socketPath === '') throw new TypeError('socketPath must be a non-empty path');
+    if (port !== undefined || host !== undefined) throw new TypeError('socketPath listens on a Unix domain socket: give it without port and host');
   }
   if (server !== undefined && (typeof server !== 'object' || server === null || typeof server.on !== 'function')) {
     throw new TypeError('server must be an http.Server or https.Server');
@@ -200,7 +209,8 @@ export function resolveServerOptions(options: unknown): ResolvedServerOptions {
   return {
     ...handshake,
     port,
-    host: given.host as string | undefined,
+    host,
+    socketPath,
     tls: tlsOptions,
     server,
     path,

@@ -3,6 +3,7 @@ import type * as tls from 'node:tls';
 import { ClientHandshake } from './handshake/client.js';
 import { isToken, isValidHeaderValue } from './handshake/http.js';
 import { resolveProxy, toProxySetting, type ProxyOptions } from './handshake/proxy.js';
+import { isUnixSocketUrl, toCreateConnection, unixSocketTarget, type CreateConnection } from './handshake/transport.js';
 import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKE_HEAD, DEFAULT_MAX_PAYLOAD } from './protocol/constants.js';
 import { Session, type SessionOptions, type WebSocketClosedInfo, type WebSocketOpenInfo } from './session.js';
 import { heartbeatOption, positiveNumber, timeoutOption, type HeartbeatOptions } from './options.js';
@@ -42,13 +43,23 @@ export interface WebSocketStreamOptions {
    */
   heartbeat?: HeartbeatOptions;
   /**
-   * Connect through an HTTP(S) proxy with CONNECT (Node only). A proxy URL (`'http://user:pass@host:3128'`,
-   * `https:` for TLS to the proxy; percent-encoded credentials are sent as Basic Proxy-Authorization);
-   * `'env'` to use `https_proxy`/`HTTPS_PROXY` (wss:) or `http_proxy`/`HTTP_PROXY` (ws:) unless
-   * `no_proxy`/`NO_PROXY` matches; `{ url, tls }` to add tls.connect options for an https: proxy.
-   * Default: no proxy (the environment is read only with `'env'`). Invalid values throw TypeError.
+   * Connect through a proxy (Node only). An HTTP(S) proxy URL (`'http://user:pass@host:3128'`,
+   * `https:` for TLS to the proxy; percent-encoded credentials are sent as Basic Proxy-Authorization)
+   * for a CONNECT tunnel; a SOCKS5 proxy URL (`'socks5://user:pass@host:1080'` resolves the server's
+   * name here, `socks5h://` lets the proxy resolve it; credentials are sent as RFC 1929
+   * username/password); `'env'` to use `https_proxy`/`HTTPS_PROXY` (wss:) or `http_proxy`/`HTTP_PROXY`
+   * (ws:), else `all_proxy`/`ALL_PROXY`, unless `no_proxy`/`NO_PROXY` matches; `{ url, tls }` to add
+   * tls.connect options for an https: proxy. Default: no proxy (the environment is read only with
+   * `'env'`). Invalid values throw TypeError.
    */
   proxy?: string | URL | false | null | ProxyOptions;
+  /**
+   * Bring your own transport (Node only): called once, from the constructor, with a copy of the URL
+   * and the options the library would pass to net.connect or tls.connect; returns a stream.Duplex,
+   * connected or connecting, or a promise of one. For wss: the library runs TLS over it unless it
+   * is a tls.TLSSocket already. Cannot be combined with `proxy`.
+   */
+  createConnection?: CreateConnection;
 }
 
 /** Headers the handshake itself sets; a user value would break or forge it. */
@@ -129,6 +140,8 @@ export class WebSocketStream {
     const rawDeflate = dictionary.perMessageDeflate;
     const perMessageDeflate = normalizeDeflateOptions(rawDeflate === undefined ? true : rawDeflate, 'perMessageDeflate');
     const proxySetting = toProxySetting(dictionary.proxy);
+    const createConnection = toCreateConnection(dictionary.createConnection);
+    if (createConnection !== null && proxySetting !== null) throw new TypeError('createConnection cannot be combined with proxy: it brings the whole connection');
 
     const parsed = parseWebSocketUrl(urlString);
     checkProtocols(protocols);
@@ -151,7 +164,7 @@ export class WebSocketStream {
       session.whenSettled(() => signal.removeEventListener('abort', onAbort!));
     }
     const handshake = new ClientHandshake(
-      { url: parsed, protocols, headers, tls: tlsOptions, handshakeTimeout, maxHandshakeHead, perMessageDeflate, proxy },
+      { url: parsed, protocols, headers, tls: tlsOptions, handshakeTimeout, maxHandshakeHead, perMessageDeflate, proxy, createConnection },
       (error, result) => {
         if (error !== null) {
           // The cause is the system or TLS error itself when there is one, else the HandshakeError
@@ -195,7 +208,10 @@ export class WebSocketStream {
 
 Object.defineProperty(WebSocketStream.prototype, Symbol.toStringTag, { value: 'WebSocketStream', configurable: true });
 
-/** WHATWG WebSockets "the WebSocket URL": ws/wss (http/https mapped), no fragment. */
+/**
+ * WHATWG WebSockets "the WebSocket URL": ws/wss (http/https mapped), no fragment; plus, as a
+ * Node-only extension, ws+unix: and wss+unix: for Unix domain sockets.
+ */
 function parseWebSocketUrl(input: string): URL {
   let url: URL;
   try {
@@ -205,11 +221,12 @@ function parseWebSocketUrl(input: string): URL {
   }
   if (url.protocol === 'http:') url.protocol = 'ws:';
   else if (url.protocol === 'https:') url.protocol = 'wss:';
-  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
-    throw new DOMException(`URL scheme must be ws, wss, http or https, not ${url.protocol.slice(0, -1)}`, 'SyntaxError');
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:' && !isUnixSocketUrl(url)) {
+    throw new DOMException(`URL scheme must be ws, wss, http or https (or ws+unix, wss+unix), not ${url.protocol.slice(0, -1)}`, 'SyntaxError');
   }
   // The serialization keeps even an empty fragment ("#"), which url.hash reports as "".
   if (url.href.includes('#')) throw new DOMException('a WebSocket URL cannot have a fragment', 'SyntaxError');
+  if (isUnixSocketUrl(url)) unixSocketTarget(url);
   return url;
 }
 
