@@ -10,7 +10,7 @@ const WORD_LOOP_THRESHOLD = 32;
 /**
  * From how many bytes each path through the kernel beats the JavaScript loop doing the same work:
  * the crossovers that `node bench/run.mjs --only mask --mask-crossover --mask-sizes
- * 32,64,128,192,256,384,512,768,1024,2048` reports (bench/README.md, "limit: masking"), rounded
+ * 32,64,128,192,256,384,512,768,1024,2048` reports (bench/README.md, "Masking"), rounded
  * up where a run was within noise. Under them the call into WebAssembly, and for bytes outside
  * its memory the copies through scratch, cost more than they save. Tests and benchmarks lower
  * them to force a path.
