@@ -337,15 +337,15 @@ function asShipped(mask, simd, pool, bufferutil, key) {
       candidates['unmask: ours'] = () => {
         for (let from = header, phase = 0; from < header + size; ) {
           const unmasked = mask.unmaskedCopy(chunk, from, header + size, key, phase);
-          if (unmasked === null) {
+          if (unmasked === 0) {
             mask.applyMask(chunk, from, header + size, key, phase);
             chunk.copy(message, from - header, from, header + size);
             break;
           }
-          message.set(unmasked, from - header);
+          mask.unmaskScratch().copy(message, from - header, 0, unmasked);
           mask.releaseUnmaskedCopy();
-          from += unmasked.length;
-          phase = (phase + unmasked.length) & 3;
+          from += unmasked;
+          phase = (phase + unmasked) & 3;
         }
       };
       candidates['unmask: ours-js'] = () => {

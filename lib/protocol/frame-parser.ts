@@ -1,6 +1,6 @@
 // Incremental RFC 6455 §5.2 frame parser: bytes in, frame events out.
 import { CloseCode, LENGTH_16, LENGTH_64, MASK_BYTES, MAX_CONTROL_PAYLOAD, Opcode } from './constants.js';
-import { applyMask, releaseUnmaskedCopy, unmaskedCopy } from './mask.js';
+import { applyMask, releaseUnmaskedCopy, unmaskedCopy, unmaskScratch } from './mask.js';
 
 /** Who is reading: a server reads masked client frames, a client reads unmasked server frames. */
 export type Role = 'client' | 'server';
@@ -130,13 +130,13 @@ export class FrameParser {
         let end = Math.min(length, pos + this.remaining);
         // Large masked payload is unmasked into the kernel's scratch and handed on from there:
         // the handler copies it out either way, so the chunk need not be written back.
-        const unmasked = this.masked ? unmaskedCopy(chunk, pos, end, this.maskKey, this.maskPhase) : null;
-        if (unmasked !== null) {
-          end = pos + unmasked.length;
-          this.maskPhase = (this.maskPhase + unmasked.length) & 3;
-          this.remaining -= unmasked.length;
+        const unmasked = this.masked ? unmaskedCopy(chunk, pos, end, this.maskKey, this.maskPhase) : 0;
+        if (unmasked > 0) {
+          end = pos + unmasked;
+          this.maskPhase = (this.maskPhase + unmasked) & 3;
+          this.remaining -= unmasked;
           try {
-            this.handler.onFramePayload(unmasked, 0, unmasked.length);
+            this.handler.onFramePayload(unmaskScratch(), 0, unmasked);
           } finally {
             releaseUnmaskedCopy();
           }

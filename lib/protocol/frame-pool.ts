@@ -73,7 +73,7 @@ function acquireFromArena(granules: number): Buffer | undefined {
         const offset = FRAME_ARENA_OFFSET + first * GRANULE;
         view = kernel.memory.subarray(offset, offset + granules * GRANULE);
         arenaViews.set(key, view);
-        arenaMemory = kernel.memory.buffer;
+        arenaMemory = kernel.arrayBuffer;
       }
       return view;
     }

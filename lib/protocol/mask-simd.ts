@@ -27,6 +27,8 @@ export interface MaskKernel {
   readonly memory: Buffer;
   /** The same bytes as a plain Uint8Array, whose subarrays are cheaper to make than a Buffer's. */
   readonly bytes: Uint8Array;
+  /** The memory's ArrayBuffer: `view.buffer === kernel.arrayBuffer` tells a view of it. */
+  readonly arrayBuffer: ArrayBuffer;
   /** XORs memory[at, at + length) in place with `keyWord` (key byte 0 in its low byte). */
   readonly mask: (at: number, length: number, keyWord: number) => void;
 }
@@ -49,7 +51,8 @@ export function instantiateMaskKernel(bytes: Uint8Array<ArrayBuffer>): MaskKerne
     const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
     const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
     const mask = instance.exports.mask as MaskKernel['mask'];
-    return { memory: Buffer.from(memory.buffer), bytes: new Uint8Array(memory.buffer), mask };
+    const arrayBuffer = memory.buffer;
+    return { memory: Buffer.from(arrayBuffer), bytes: new Uint8Array(arrayBuffer), arrayBuffer, mask };
   } catch {
     // Out of address space for the memory, or a runtime that rejects the module: the JavaScript
     // loop does the same work.

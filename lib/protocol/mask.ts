@@ -9,21 +9,21 @@ const WORD_LOOP_THRESHOLD = 32;
 
 /**
  * From how many bytes each path through the kernel beats the JavaScript loop doing the same work:
- * the crossovers that `node bench/run.mjs --only mask --mask-crossover --mask-sizes
- * 32,64,128,192,256,384,512,768,1024,2048` reports (bench/README.md, "Masking"), rounded
- * up where a run was within noise. Under them the call into WebAssembly, and for bytes outside
+ * the smallest size from which `node bench/run.mjs --only mask --mask-crossover --mask-sizes
+ * 32,64,128,192,256,384,512,768,1024,2048` showed the kernel faster by 10% or more, in two runs
+ * (bench/README.md, "Masking"). Under them the call into WebAssembly, and for bytes outside
  * its memory the copies through scratch, cost more than they save. Tests and benchmarks lower
  * them to force a path.
  */
 export const KERNEL_MIN_BYTES = {
   /** applyMask on bytes that already live in the kernel's memory (pooled frames): no copy. */
-  inPlace: 64,
+  inPlace: 32,
   /** applyMask on other bytes: copied into scratch, masked, copied back. */
-  roundTrip: 512,
+  roundTrip: 384,
   /** copyMasked into a target outside the kernel's memory, masked in scratch on the way. */
-  copy: 256,
+  copy: 128,
   /** unmaskedCopy: copied into scratch and unmasked there, instead of unmasked in place. */
-  unmaskCopy: 256,
+  unmaskCopy: 192,
 };
 
 /** The key bytes key[keyOffset..+3] as a little-endian word, rotated so that key byte `phase` comes first. */
@@ -42,7 +42,7 @@ export function applyMask(data: Uint8Array, start: number, end: number, key: Uin
   if (length >= KERNEL_MIN_BYTES.inPlace) {
     const kernel = maskKernel();
     if (kernel !== null) {
-      if (data.buffer === kernel.memory.buffer) {
+      if (data.buffer === kernel.arrayBuffer) {
         kernel.mask(data.byteOffset + start, length, keyWordAt(key, keyOffset, phase));
         return;
       }
@@ -74,9 +74,9 @@ function roundTrip(kernel: MaskKernel, data: Uint8Array, start: number, end: num
  * bytes are copied twice rather than three times.
  */
 export function copyMasked(source: Uint8Array, target: Uint8Array, targetStart: number, key: Uint8Array, keyOffset = 0): void {
-  const length = source.byteLength;
+  const length = source.length;
   const kernel = length >= KERNEL_MIN_BYTES.inPlace ? maskKernel() : null;
-  if (kernel !== null && target.buffer === kernel.memory.buffer) {
+  if (kernel !== null && target.buffer === kernel.arrayBuffer) {
     target.set(source, targetStart);
     kernel.mask(target.byteOffset + targetStart, length, keyWordAt(key, keyOffset, 0));
   } else if (kernel !== null && length >= KERNEL_MIN_BYTES.copy) {
@@ -99,23 +99,31 @@ export function copyMasked(source: Uint8Array, target: Uint8Array, targetStart: 
 let unmaskScratchLent = false;
 
 /**
- * Unmasks `data[start, end)` into scratch in the kernel's memory and returns that scratch, or
- * null when the caller should unmask in place instead (a small range, no kernel, or the scratch
- * already lent). At most one page is done: the returned buffer may be shorter than the range.
- * `data` is left as it was. The scratch is the caller's until releaseUnmaskedCopy().
+ * Unmasks `data[start, end)`, or its first page, into the unmask scratch (unmaskScratch()) and
+ * returns how many bytes it did there; 0 when the caller should unmask in place instead (a small
+ * range, no kernel, or the scratch already lent). `data` is left as it was. The scratch is the
+ * caller's until releaseUnmaskedCopy().
  *
  * For a server this saves a pass: its payload is copied out of the socket's chunk anyway (into
- * the message), and copying from here instead costs the same.
+ * the message), and copying from the scratch instead costs the same.
  */
-export function unmaskedCopy(data: Uint8Array, start: number, end: number, key: Uint8Array, phase: number): Buffer | null {
-  if (end - start < KERNEL_MIN_BYTES.unmaskCopy || unmaskScratchLent) return null;
+export function unmaskedCopy(data: Uint8Array, start: number, end: number, key: Uint8Array, phase: number): number {
+  if (end - start < KERNEL_MIN_BYTES.unmaskCopy || end <= start || unmaskScratchLent) return 0;
   const kernel = maskKernel();
-  if (kernel === null) return null;
+  if (kernel === null) return 0;
   const count = Math.min(SCRATCH_BYTES, end - start);
   kernel.bytes.set(data.subarray(start, start + count), UNMASK_SCRATCH_OFFSET);
   kernel.mask(UNMASK_SCRATCH_OFFSET, count, keyWordAt(key, 0, phase));
   unmaskScratchLent = true;
-  return kernel.memory.subarray(UNMASK_SCRATCH_OFFSET, UNMASK_SCRATCH_OFFSET + count);
+  return count;
+}
+
+let unmaskScratchView: Buffer | null = null;
+
+/** The page unmaskedCopy writes to, from its first byte (a Buffer made once). Only valid with a kernel. */
+export function unmaskScratch(): Buffer {
+  unmaskScratchView ??= maskKernel()!.memory.subarray(UNMASK_SCRATCH_OFFSET, UNMASK_SCRATCH_OFFSET + SCRATCH_BYTES);
+  return unmaskScratchView;
 }
 
 /** Gives back the scratch that unmaskedCopy lent. */

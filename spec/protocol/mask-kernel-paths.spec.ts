@@ -66,7 +66,7 @@ describe('masking in the codec', () => {
       });
 
       it(path.kernel ? 'hands large payload over from the kernel scratch, a page at most' : 'hands payload over from the chunk itself', () => {
-        const payload = randomBytes(prng(3), 3 * SCRATCH_BYTES + 300);
+        const payload = randomBytes(prng(3), 3 * SCRATCH_BYTES + 1000);
         const pieces: { fromKernel: boolean; length: number }[] = [];
         const handler: FrameHandler = {
           onFrameHeader() {},
@@ -83,7 +83,7 @@ describe('masking in the codec', () => {
             { fromKernel: true, length: SCRATCH_BYTES },
             { fromKernel: true, length: SCRATCH_BYTES },
             { fromKernel: true, length: SCRATCH_BYTES },
-            { fromKernel: true, length: 300 },
+            { fromKernel: true, length: 1000 },
           ]);
         } else {
           expect(pieces).to.deep.equal([{ fromKernel: false, length: payload.length }]);
@@ -159,7 +159,7 @@ describe('masking in the codec', () => {
         );
         expect(() => parser.push(buildFrame(0x2, randomBytes(prng(7), 10_000), { mask: [1, 2, 3, 4] }))).to.throw('handler failure');
         const probe = unmaskedCopy(randomBytes(prng(8), 10_000), 0, 10_000, Uint8Array.from([1, 2, 3, 4]), 0);
-        expect(probe !== null).to.equal(path.kernel);
+        expect(probe > 0).to.equal(path.kernel);
         releaseUnmaskedCopy();
       });
     });
