@@ -1,7 +1,7 @@
 // RFC 6455 §5.2 frame encoding: minimal lengths, a fresh mask per client frame.
 import { randomFillSync } from 'node:crypto';
 import { LENGTH_16, LENGTH_64, MASK_BYTES, MAX_LENGTH_16, MAX_LENGTH_7 } from './constants.js';
-import { applyMask } from './mask.js';
+import { applyMask, copyMasked } from './mask.js';
 
 /** Mask keys are cut from a pool of random bytes refilled in bulk: one syscall per 2,048 frames. */
 const MASK_POOL_BYTES = 8 * 1024;
@@ -62,22 +62,27 @@ export interface FrameOptions {
 
 /**
  * One frame in one buffer: header, then a copy of `payload` (masked if asked). The copy is the
- * snapshot the WebSocketStream write semantics require, so it is not an extra one.
+ * snapshot the WebSocketStream write semantics require, so it is not an extra one. A `target`
+ * from frame-pool.ts lives in the masking kernel's memory, where the payload is masked in place.
  */
 export function encodeFrame(opcode: number, payload: Uint8Array, options: FrameOptions, target?: Buffer): Buffer {
   const length = payload.byteLength;
   const size = headerLength(length, options.masked) + length;
   const frame = target === undefined ? Buffer.allocUnsafe(size) : target.subarray(0, size);
   const start = writeHeader(frame, opcode, length, options.masked, options.fin ?? true, options.rsv1 ?? false);
-  frame.set(payload, start);
-  if (options.masked) applyMask(frame, start, start + length, frame, 0, start - MASK_BYTES);
+  if (options.masked) copyMasked(payload, frame, start, frame, start - MASK_BYTES);
+  else frame.set(payload, start);
   return frame;
 }
 
-/** A text frame with the string encoded straight into the frame buffer. */
-export function encodeTextFrame(opcode: number, text: string, options: FrameOptions): Buffer {
+/**
+ * A text frame with the string encoded straight into the frame buffer: `target` when given (it
+ * must hold the whole frame), a fresh buffer otherwise.
+ */
+export function encodeTextFrame(opcode: number, text: string, options: FrameOptions, target?: Buffer): Buffer {
   const length = Buffer.byteLength(text, 'utf8');
-  const frame = Buffer.allocUnsafe(headerLength(length, options.masked) + length);
+  const size = headerLength(length, options.masked) + length;
+  const frame = target === undefined ? Buffer.allocUnsafe(size) : target.subarray(0, size);
   const start = writeHeader(frame, opcode, length, options.masked, options.fin ?? true, options.rsv1 ?? false);
   frame.write(text, start, 'utf8');
   if (options.masked) applyMask(frame, start, start + length, frame, 0, start - MASK_BYTES);
