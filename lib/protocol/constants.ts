@@ -65,6 +65,12 @@ export const DEFAULT_MAX_HANDSHAKE_HEAD = 16 * 1024;
  * spec-notes §5: a reader that does not read holds about one message or 1 MiB.
  */
 export const DEFAULT_READABLE_HIGH_WATER_MARK = 1024 * 1024;
+/**
+ * The bounded send buffer: a write resolves at once while the bytes handed to the socket and not
+ * yet taken by the kernel, this message's frame included, stay at or under this many bytes; past
+ * it, once the socket has drained to it (docs/semantics.md, "The writable").
+ */
+export const DEFAULT_SEND_BUFFER_BYTES = 16 * 1024;
 /** Accepted server connections queued in `server.connections` before new handshakes wait. */
 export const DEFAULT_ACCEPT_BACKLOG = 16;
 /**

@@ -25,25 +25,25 @@ export function headerLength(length: number, masked: boolean): number {
 }
 
 /**
- * Writes a frame header into `target` at 0 and returns where the payload starts. When `masked`,
- * a fresh random key is written and returned through `target` for `applyMask`.
+ * Writes a frame header into `target` at `at` and returns where the payload starts. When
+ * `masked`, a fresh random key is written just before the payload, where masking reads it from.
  */
-function writeHeader(target: Buffer, opcode: number, length: number, masked: boolean, fin: boolean, rsv1: boolean): number {
-  target[0] = (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode;
+export function writeFrameHeader(target: Buffer, at: number, opcode: number, length: number, masked: boolean, fin: boolean, rsv1: boolean): number {
+  target[at] = (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode;
   const maskBit = masked ? 0x80 : 0;
   let pos: number;
   if (length <= MAX_LENGTH_7) {
-    target[1] = maskBit | length;
-    pos = 2;
+    target[at + 1] = maskBit | length;
+    pos = at + 2;
   } else if (length <= MAX_LENGTH_16) {
-    target[1] = maskBit | LENGTH_16;
-    target.writeUInt16BE(length, 2);
-    pos = 4;
+    target[at + 1] = maskBit | LENGTH_16;
+    target.writeUInt16BE(length, at + 2);
+    pos = at + 4;
   } else {
-    target[1] = maskBit | LENGTH_64;
-    target.writeUInt32BE(Math.floor(length / 0x100000000), 2);
-    target.writeUInt32BE(length >>> 0, 6);
-    pos = 10;
+    target[at + 1] = maskBit | LENGTH_64;
+    target.writeUInt32BE(Math.floor(length / 0x100000000), at + 2);
+    target.writeUInt32BE(length >>> 0, at + 6);
+    pos = at + 10;
   }
   if (masked) {
     const keyOffset = nextMaskOffset();
@@ -51,6 +51,10 @@ function writeHeader(target: Buffer, opcode: number, length: number, masked: boo
     pos += MASK_BYTES;
   }
   return pos;
+}
+
+function writeHeader(target: Buffer, opcode: number, length: number, masked: boolean, fin: boolean, rsv1: boolean): number {
+  return writeFrameHeader(target, 0, opcode, length, masked, fin, rsv1);
 }
 
 export interface FrameOptions {
