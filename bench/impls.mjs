@@ -7,6 +7,11 @@
 //   echo()           -> sends every message it receives back
 //   pinger(payload)  -> ping(): a promise that resolves when the echo of one message came back
 //   idle()           -> holds the connection open with a pending read, as an idle server would
+//   handle           -> the library's own object (a WebSocket, a WebSocketStream), which an
+//                       application keeps to close the connection later
+//
+// An implementation also offers handshake(url): one open-then-close cycle as a client, resolving
+// to true when the connection closed cleanly with 1000 (see bench/README.md, "Handshakes").
 //
 // Every adapter is written the way a user of that library would write it, nothing cleverer.
 import { createRequire } from 'node:module';
@@ -35,12 +40,21 @@ export async function importLibrary(file = 'index.js') {
 // ---------------------------------------------------------------------------------------------
 // This library (and undici's WebSocketStream: the same WHATWG API).
 
-function streamConn(opened) {
-  const { readable, writable } = opened;
+/**
+ * A WebSocketStream connection. `opened.readable` and `opened.writable` are read only where a
+ * method needs them, never up front: the library may build its streams on first access, and an
+ * idle connection that never touches its writable must not be charged for one.
+ *
+ * idleMode: 'read' (hold a pending read, nothing else) or 'rw' (what an application that may
+ * also write holds: `const { readable, writable } = opened`, a reader with a pending read and a
+ * writer).
+ */
+function streamConn(opened, handle, idleMode = 'read') {
   return {
+    handle,
     extensions: opened.extensions,
     sender(payload) {
-      const writer = writable.getWriter();
+      const writer = opened.writable.getWriter();
       // for (;;) { await writer.ready; writer.write(chunk); }: the WebSocketStream way.
       return () => {
         writer.write(payload).catch(noop);
@@ -48,7 +62,7 @@ function streamConn(opened) {
       };
     },
     receive(counter) {
-      const reader = readable.getReader();
+      const reader = opened.readable.getReader();
       (async () => {
         for (;;) {
           const { value, done } = await reader.read();
@@ -59,9 +73,12 @@ function streamConn(opened) {
       })().catch(noop);
     },
     echo() {
+      // The README's echo loop.
+      const { readable, writable } = opened;
       readable.pipeTo(writable).catch(noop);
     },
     pinger(payload) {
+      const { readable, writable } = opened;
       const writer = writable.getWriter();
       const reader = readable.getReader();
       return async () => {
@@ -71,9 +88,23 @@ function streamConn(opened) {
       };
     },
     idle() {
-      readable.getReader().read().catch(noop);
+      if (idleMode === 'rw') {
+        const { readable, writable } = opened;
+        readable.getReader().read().catch(noop);
+        writable.getWriter();
+      } else {
+        opened.readable.getReader().read().catch(noop);
+      }
     },
   };
+}
+
+/** One WebSocketStream handshake cycle: opened, close(1000), closed. */
+async function streamHandshake(stream) {
+  await stream.opened;
+  stream.close({ closeCode: 1000 });
+  const { closeCode } = await stream.closed;
+  return closeCode === 1000;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -82,6 +113,7 @@ function streamConn(opened) {
 function wsConn(ws, isText) {
   const options = { binary: !isText };
   return {
+    handle: ws,
     extensions: ws.extensions ?? '',
     sender(payload) {
       // ws.send(data, cb) queues without limit; a careful user waits for the callback of a send
@@ -133,6 +165,7 @@ function undiciWebSocketConn(ws) {
     else setImmediate(drained, resolve);
   };
   return {
+    handle: ws,
     sender(payload) {
       return () => {
         ws.send(payload);
@@ -185,11 +218,15 @@ async function wsServer({ onConnection, isText, deflate = false }) {
     server.once('listening', resolve);
     server.once('error', reject);
   });
-  server.on('connection', (ws) => onConnection(wsConn(ws, isText)));
+  server.on('connection', (ws) => {
+    // An application listens for errors, or one reset connection takes the process down.
+    ws.on('error', noop);
+    onConnection(wsConn(ws, isText));
+  });
   return { port: server.address().port };
 }
 
-async function wsClient(url, { isText, deflate = false }) {
+async function wsClient(url, { isText, deflate = false } = {}) {
   const { WebSocket } = require('ws');
   const ws = new WebSocket(url, { perMessageDeflate: deflate, maxPayload: 256 * 1024 * 1024 });
   await new Promise((resolve, reject) => {
@@ -200,28 +237,49 @@ async function wsClient(url, { isText, deflate = false }) {
   return wsConn(ws, isText);
 }
 
-export const IMPLEMENTATIONS = {
-  ours: {
+function wsHandshake(url) {
+  const { WebSocket } = require('ws');
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false });
+    ws.once('open', () => ws.close(1000));
+    ws.once('error', reject);
+    ws.once('close', (code) => resolve(code === 1000));
+  });
+}
+
+/** This library; idleMode picks what an idle connection holds (see streamConn). */
+function ours(idleMode) {
+  return {
     label: 'websocketstream-node',
     async client(url, { deflate = false } = {}) {
       const { WebSocketStream } = await importLibrary();
       // The client offers permessage-deflate by default: say what each scenario wants.
       const stream = new WebSocketStream(url, { maxPayload: 256 * 1024 * 1024, perMessageDeflate: deflate });
-      return streamConn(await stream.opened);
+      return streamConn(await stream.opened, stream, idleMode);
     },
     async server({ onConnection, deflate = false }) {
       const { WebSocketStreamServer } = await importLibrary();
       const server = new WebSocketStreamServer({ port: 0, host: '127.0.0.1', maxPayload: 256 * 1024 * 1024, perMessageDeflate: deflate });
       await server.listening;
       (async () => {
-        for await (const stream of server.connections) stream.opened.then((opened) => onConnection(streamConn(opened)), noop);
+        for await (const stream of server.connections) stream.opened.then((opened) => onConnection(streamConn(opened, stream, idleMode)), noop);
       })().catch(noop);
       return { port: server.address().port };
     },
+    async handshake(url) {
+      const { WebSocketStream } = await importLibrary();
+      return streamHandshake(new WebSocketStream(url, { perMessageDeflate: false }));
+    },
     info: () => ({ lib: libraryDir() }),
-  },
-  ws: { label: 'ws', client: wsClient, server: wsServer, info: wsInfo, env: { WS_NO_BUFFER_UTIL: '1' } },
-  'ws-bufferutil': { label: 'ws + bufferutil', client: wsClient, server: wsServer, info: wsInfo, env: {} },
+  };
+}
+
+export const IMPLEMENTATIONS = {
+  ours: ours('read'),
+  // The same, but an idle connection holds a reader with a pending read and a writer.
+  'ours-rw': ours('rw'),
+  ws: { label: 'ws', client: wsClient, server: wsServer, handshake: wsHandshake, info: wsInfo, env: { WS_NO_BUFFER_UTIL: '1' } },
+  'ws-bufferutil': { label: 'ws + bufferutil', client: wsClient, server: wsServer, handshake: wsHandshake, info: wsInfo, env: {} },
   'undici-ws': {
     label: 'undici WebSocket',
     async client(url) {
@@ -233,6 +291,15 @@ export const IMPLEMENTATIONS = {
       });
       return { ...undiciWebSocketConn(ws), extensions: ws.extensions };
     },
+    handshake(url) {
+      const { WebSocket } = require('undici');
+      return new Promise((resolve, reject) => {
+        const ws = new WebSocket(url);
+        ws.addEventListener('open', () => ws.close(1000), { once: true });
+        ws.addEventListener('error', (event) => reject(event.error ?? new Error('undici WebSocket failed')), { once: true });
+        ws.addEventListener('close', (event) => resolve(event.wasClean && event.code === 1000), { once: true });
+      });
+    },
     info: () => ({ version: require('undici/package.json').version }),
   },
   'undici-wss': {
@@ -240,7 +307,11 @@ export const IMPLEMENTATIONS = {
     async client(url) {
       const { WebSocketStream } = require('undici');
       const stream = new WebSocketStream(url);
-      return streamConn(await stream.opened);
+      return streamConn(await stream.opened, stream);
+    },
+    handshake(url) {
+      const { WebSocketStream } = require('undici');
+      return streamHandshake(new WebSocketStream(url));
     },
     info: () => ({ version: require('undici/package.json').version }),
   },
@@ -249,6 +320,7 @@ export const IMPLEMENTATIONS = {
 // Another build of this library (BENCH_LIB_B), for before/after comparisons in one run: run.mjs
 // points the child's BENCH_LIB at it.
 IMPLEMENTATIONS['ours-b'] = IMPLEMENTATIONS.ours;
+IMPLEMENTATIONS['ours-b-rw'] = IMPLEMENTATIONS['ours-rw'];
 
 /** Whether undici exports a WebSocketStream (it does from 7.x on). */
 export function hasUndiciWebSocketStream() {

@@ -1,12 +1,13 @@
 // One side of one measurement, in its own process: forked by run.mjs, driven over the IPC channel.
 //
 // argv[2] is a JSON job: { role: 'server' | 'client' | 'mask', impl, kind, size, text, url, ... }.
-// kind: 'c2s' | 's2c' (throughput), 'echo' (latency), 'idle' (many idle connections).
+// kind: 'c2s' | 's2c' (throughput), 'echo' (latency), 'echo-many' (a server echoing on many
+// connections), 'handshake' (open-then-close cycles), 'idle' (many idle connections).
 // The parent sends { cmd: 'run', start, marks, stop } with absolute times (ms, timeOrigin-based);
 // each side snapshots its counters and CPU time at every mark and reports them.
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import { IMPLEMENTATIONS } from './impls.mjs';
 
 const job = JSON.parse(process.argv[2]);
@@ -157,7 +158,161 @@ async function tcpClient(url) {
 }
 
 const TCP = { client: tcpClient, server: tcpServer, info: () => ({}) };
-const impl = job.impl === 'tcp' ? TCP : IMPLEMENTATIONS[job.impl];
+
+// ---------------------------------------------------------------------------------------------
+// The raw client: the common peer of the server-side rows with many connections or many
+// handshakes. A minimal RFC 6455 client over node:net: a hand-written upgrade request, masked
+// frames built once, one write per batch of echoes. It costs its process far less per message
+// and per handshake than any library client, so that on two cores the server under test, not
+// the peer, sets the pace.
+
+const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'; // RFC 6455 §1.3
+
+/** Connects and upgrades; resolves with the paused socket and any bytes after the 101 response. */
+function rawUpgrade(url) {
+  const { port, pathname } = new URL(url);
+  const key = randomBytes(16).toString('base64');
+  const accept = createHash('sha1').update(key + WEBSOCKET_GUID).digest('base64');
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port: Number(port), host: '127.0.0.1' });
+    socket.setNoDelay(true);
+    let head = Buffer.alloc(0);
+    const fail = (error) => {
+      socket.destroy();
+      reject(error);
+    };
+    const onData = (chunk) => {
+      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end === -1) {
+        if (head.length > 16384) fail(new Error('raw client: no end of the response head'));
+        return;
+      }
+      socket.off('data', onData);
+      socket.off('error', fail);
+      // Until the caller listens: an error on a waiting socket must not take the process down.
+      socket.on('error', () => {});
+      socket.pause();
+      const text = head.subarray(0, end).toString('latin1');
+      if (!text.startsWith('HTTP/1.1 101 ')) return fail(new Error(`raw client: ${text.split('\r\n', 1)[0]}`));
+      if (!new RegExp(`\r\nsec-websocket-accept: *${accept.replace(/[+/]/g, '\\$&')} *(\r\n|$)`, 'i').test(text)) return fail(new Error('raw client: wrong Sec-WebSocket-Accept'));
+      resolve({ socket, rest: head.subarray(end + 4) });
+    };
+    socket.on('data', onData);
+    socket.once('error', fail);
+    socket.write(`GET ${pathname} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  });
+}
+
+/** A client frame (FIN, masked) of a payload under 126 bytes. */
+function maskedFrame(opcode, payload) {
+  const key = randomBytes(4);
+  const frame = Buffer.alloc(6 + payload.length);
+  frame[0] = 0x80 | opcode;
+  frame[1] = 0x80 | payload.length;
+  key.copy(frame, 2);
+  for (let i = 0; i < payload.length; i++) frame[6 + i] = payload[i] ^ key[i & 3];
+  return frame;
+}
+
+/**
+ * Keeps `inFlight` binary messages in flight on an upgraded socket: every echo that comes back
+ * (checked frame by frame: FIN, binary, the payload's length) is counted and sent again, all the
+ * echoes of one read in one write.
+ */
+function rawFlood({ socket, rest }, payload, inFlight, counter) {
+  const frame = maskedFrame(0x2, payload);
+  const frames = Buffer.concat(Array.from({ length: inFlight }, () => frame));
+  const echoSize = 2 + payload.length;
+  let at = 0; // position within the echo being read
+  const onData = (chunk) => {
+    let n = 0;
+    for (let i = 0; i < chunk.length; ) {
+      if (at < 2) {
+        if (chunk[i] !== (at === 0 ? 0x82 : payload.length)) {
+          report({ type: 'error', message: `raw client: unexpected byte 0x${chunk[i].toString(16)} at ${at} of an echo` });
+          socket.destroy();
+          return;
+        }
+        at++;
+        i++;
+        continue;
+      }
+      const take = Math.min(echoSize - at, chunk.length - i);
+      at += take;
+      i += take;
+      if (at === echoSize) {
+        n++;
+        at = 0;
+      }
+    }
+    if (n === 0) return;
+    if (n > inFlight) {
+      report({ type: 'error', message: `raw client: ${n} echoes in one read, with ${inFlight} messages in flight` });
+      socket.destroy();
+      return;
+    }
+    counter.msgs += n;
+    counter.bytes += n * payload.length;
+    socket.write(frames.subarray(0, n * frame.length));
+  };
+  socket.on('data', onData);
+  socket.on('error', (error) => report({ type: 'error', message: `raw client: ${error.message}` }));
+  if (rest.length > 0) onData(rest);
+  socket.resume();
+  socket.write(frames);
+}
+
+const CLOSE_1000 = Buffer.from([0x03, 0xe8]);
+
+/**
+ * One handshake cycle of the raw client: upgrade, send a close frame (1000), read the server's,
+ * and wait for the server to close the TCP connection (RFC 6455 §7.1.1: the server closes it
+ * first). True when the server's close frame said 1000.
+ */
+async function rawHandshake(url) {
+  const { socket, rest } = await rawUpgrade(url);
+  return new Promise((resolve, reject) => {
+    let got = rest;
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error('raw client: the server did not close within 5 s'));
+    }, 5000);
+    socket.on('data', (chunk) => {
+      if (got.length < 4) got = got.length === 0 ? chunk : Buffer.concat([got, chunk]);
+    });
+    socket.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve(got.length >= 4 && got[0] === 0x88 && got[1] === 2 && got.readUInt16BE(2) === 1000);
+    });
+    socket.write(maskedFrame(0x8, CLOSE_1000));
+    socket.resume();
+  });
+}
+
+const RAW = { info: () => ({}) };
+const impl = job.impl === 'tcp' ? TCP : job.impl === 'raw' ? RAW : IMPLEMENTATIONS[job.impl];
+
+/** Runs `open` n times, at most `concurrency` at once; rejects on the first failure. */
+async function openMany(n, concurrency, open) {
+  let started = 0;
+  const worker = async () => {
+    while (started < n) {
+      started++;
+      await open();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
+}
+
+/** The server's URL: in the job, or sent by the parent once the server listens. */
+function serverUrl() {
+  return job.url ?? new Promise((resolve) => (commands.connect = ({ url }) => resolve(url)));
+}
 
 // ---------------------------------------------------------------------------------------------
 // Echo latency: one message in flight, timed on the client.
@@ -189,7 +344,106 @@ async function runPinger(ping, schedule) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Idle connections: the server holds them, the client (ws) opens them.
+// A server echoing on many connections (the raw client keeps a few messages in flight on each).
+
+async function manyEchoServer() {
+  let count = 0;
+  const { port } = await impl.server({
+    isText: false,
+    onConnection(conn) {
+      conn.echo();
+      if (++count === job.connections) report({ type: 'connected', extensions: conn.extensions ?? '' });
+    },
+  });
+  // The client counts the echoes; the server reports its CPU time at the marks.
+  onRun = (schedule) => runReceiver({ msgs: 0, bytes: 0 }, schedule);
+  report({ type: 'listening', port, info: impl.info?.() });
+}
+
+async function manyEchoClient() {
+  const url = await serverUrl();
+  const payload = makePayload();
+  const upgraded = [];
+  await openMany(job.connections, 50, async () => upgraded.push(await rawUpgrade(url)));
+  const counter = { msgs: 0, bytes: 0 };
+  onRun = (schedule) => {
+    runReceiver(counter, schedule);
+    setTimeout(() => {
+      for (const connection of upgraded) rawFlood(connection, payload, job.inFlight, counter);
+    }, Math.max(0, schedule.start - now()));
+  };
+  report({ type: 'open', info: {}, extensions: '' });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handshakes: the client opens and closes connections, one at a time or `concurrency` at once.
+
+async function handshakeServer() {
+  let count = 0;
+  const { port } = await impl.server({
+    isText: false,
+    onConnection(conn) {
+      // An application reads, so it sees the close; the implementation answers the close itself.
+      conn.idle();
+      if (++count === 1) report({ type: 'connected', extensions: conn.extensions ?? '' });
+    },
+  });
+  onRun = (schedule) => runReceiver({ msgs: 0, bytes: 0 }, schedule);
+  report({ type: 'listening', port, info: impl.info?.() });
+}
+
+async function handshakeClient() {
+  const url = await serverUrl();
+  const cycle = job.impl === 'raw' ? () => rawHandshake(url) : () => impl.handshake(url);
+  if (!(await cycle())) throw new Error('the first open-then-close cycle did not close cleanly with 1000');
+  onRun = (schedule) => runCycles(cycle, schedule, job.concurrency).catch((error) => report({ type: 'error', message: String(error?.stack ?? error) }));
+  report({ type: 'open', info: impl.info?.(), extensions: '' });
+}
+
+/** Counts completed clean cycles (msgs) until `schedule.stop`; unclean and failed ones apart. */
+async function runCycles(cycle, schedule, concurrency) {
+  const counter = { msgs: 0, bytes: 0 };
+  const problems = { unclean: 0, failed: 0, lastError: null };
+  let done = false;
+  const take = markRecorder(counter, schedule, () => {});
+  setTimeout(() => {
+    done = true;
+    take();
+    report({ type: 'marks', marks: take.marks, problems });
+  }, Math.max(0, schedule.stop - now()));
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, schedule.start - now())));
+  const worker = async () => {
+    while (!done) {
+      try {
+        if (await cycle()) counter.msgs++;
+        else problems.unclean++;
+      } catch (error) {
+        problems.failed++;
+        problems.lastError = String(error?.message ?? error);
+        if (problems.failed > 1000) throw new Error(`over 1000 cycles failed, the last: ${problems.lastError}`);
+        await yieldToLoop();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idle connections: the server holds them and the client opens them; the side under test (the
+// job's `measure`) reports its memory after gc().
+
+function memoryCommand(count) {
+  commands.memory = async ({ expect }) => {
+    const deadline = now() + 10_000;
+    while (count() < expect && now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    for (let i = 0; i < 4; i++) {
+      globalThis.gc?.();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const memory = process.memoryUsage();
+    report({ type: 'memory', count: count(), memory, gc: typeof globalThis.gc === 'function' });
+  };
+}
 
 async function idleServer() {
   let count = 0;
@@ -200,50 +454,31 @@ async function idleServer() {
       conn.idle();
     },
   });
-  commands.memory = async ({ expect }) => {
-    const deadline = now() + 10_000;
-    while (count < expect && now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
-    for (let i = 0; i < 4; i++) {
-      globalThis.gc?.();
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    const memory = process.memoryUsage();
-    report({ type: 'memory', count, memory });
-  };
+  memoryCommand(() => count);
   report({ type: 'listening', port, info: impl.info?.() });
 }
 
 async function idleClient() {
-  const { WebSocket } = await import('ws');
-  const sockets = [];
-  const open = (n) =>
-    new Promise((resolve, reject) => {
-      let started = 0;
-      let opened = 0;
-      let failed = false;
-      const one = () => {
-        started++;
-        const ws = new WebSocket(job.url, { perMessageDeflate: false });
-        ws.once('open', () => {
-          sockets.push(ws);
-          opened++;
-          if (opened === n) resolve();
-          else if (started < n) one();
-        });
-        ws.once('error', (error) => {
-          if (!failed) reject(error);
-          failed = true;
-        });
-      };
-      for (let i = 0; i < Math.min(job.concurrency, n); i++) one();
-    });
+  // What an application keeps of each connection: the object it would close it with.
+  const held = [];
+  const one = async () => {
+    const conn = await impl.client(job.url, { isText: false });
+    conn.idle();
+    held.push(conn.handle);
+  };
   commands.open = async ({ n }) => {
     const t0 = now();
     const cpu0 = cpuNow();
-    await open(n);
+    try {
+      await openMany(n, job.concurrency, one);
+    } catch (error) {
+      report({ type: 'error', message: `opening idle connections: ${error?.message ?? error}` });
+      return;
+    }
     report({ type: 'opened', n, ms: now() - t0, cpuMs: (cpuNow() - cpu0) / 1000 });
   };
-  report({ type: 'ready' });
+  memoryCommand(() => held.length);
+  report({ type: 'ready', info: impl.info?.() });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -421,6 +656,8 @@ function crossover(mask, simd, key) {
 async function main() {
   if (job.role === 'mask') return maskBench();
   if (job.kind === 'idle') return job.role === 'server' ? idleServer() : idleClient();
+  if (job.kind === 'handshake') return job.role === 'server' ? handshakeServer() : handshakeClient();
+  if (job.kind === 'echo-many') return job.role === 'server' ? manyEchoServer() : manyEchoClient();
   const payload = makePayload();
   if (job.role === 'server') {
     let connected = false;
@@ -450,7 +687,7 @@ async function main() {
     report({ type: 'listening', port, info: impl.info?.() });
   } else {
     // The client process starts while the server does; it learns the URL once the server listens.
-    const url = job.url ?? (await new Promise((resolve) => (commands.connect = ({ url }) => resolve(url))));
+    const url = await serverUrl();
     const conn = await impl.client(url, { isText: job.text, deflate: job.deflate === true });
     if (job.kind === 'c2s') {
       const sendOne = conn.sender(payload);
