@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import { checkRefusal, checkUpgradeRequest, describe, isRefusal, refuse, switchingProtocolsHead, type Refusal } from './handshake/server.js';
 import { resolveServerHandshake, type ResolvedServerHandshake, type ServerHandshakeOptions } from './options.js';
 import { acceptClientOffers } from './protocol/permessage-deflate.js';
-import { Session } from './session.js';
+import { Session, type SessionOptions } from './session.js';
 import { adoptSession, isAdopting, WebSocketStream } from './websocket-stream.js';
 
 /** What the server knows of the request that opened a connection. */
@@ -44,9 +44,16 @@ export type BeforeAccept = () => Promise<Refusal | null>;
 const TIMED_OUT = Symbol('timed out');
 type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown } | typeof TIMED_OUT;
 
+/** An accepted connection: the stream handed to the application, and the session behind it. */
+export interface Accepted {
+  stream: ServerWebSocketStream;
+  session: Session;
+}
+
 /**
- * Accepts one upgrade request; resolves with the stream, or null once the request was refused (the
- * refusal has then been sent). Never rejects: an unexpected failure destroys the socket.
+ * Accepts one upgrade request; resolves with the stream and its session, or null once the request
+ * was refused (the refusal has then been sent). Never rejects: an unexpected failure destroys the
+ * socket. `sessionOptions` overrides the options' own (a server adds its observer there).
  */
 export async function accept(
   request: IncomingMessage,
@@ -54,7 +61,8 @@ export async function accept(
   head: Buffer,
   options: ResolvedServerHandshake,
   beforeAccept?: BeforeAccept,
-): Promise<ServerWebSocketStream | null> {
+  sessionOptions: SessionOptions = options.session,
+): Promise<Accepted | null> {
   // A module-level function: a listener created here would keep this whole scope (the request
   // above all) alive for the life of the connection.
   socket.on('error', ignoreError);
@@ -116,9 +124,9 @@ export async function accept(
     // The HTTP server's idle timer has no say over a WebSocket (the heartbeat does).
     (socket as Duplex & { setTimeout?(ms: number): unknown }).setTimeout?.(0);
     socket.write(switchingProtocolsHead(checked.key, protocol, extensions));
-    const session = new Session(options.session);
+    const session = new Session(sessionOptions);
     session.establish(socket, head, protocol, extensions, deflate?.params ?? null);
-    return createServerStream(requestUrl(request, socket), session, requestInfo(request, socket));
+    return { stream: createServerStream(requestUrl(request, socket), session, requestInfo(request, socket)), session };
   } catch (error) {
     // A bug of ours: the socket is released rather than left hanging, and the error is shown.
     socket.destroy();
@@ -239,5 +247,5 @@ export async function handleUpgrade(
     refuse(socket, { status: 500, message: 'the WebSocket endpoint is misconfigured' });
     throw error;
   }
-  return accept(request, socket, head, resolved);
+  return (await accept(request, socket, head, resolved))?.stream ?? null;
 }

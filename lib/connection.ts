@@ -1,6 +1,6 @@
 // One WebSocket connection over one socket, after the opening handshake: OPEN → CLOSING → CLOSED.
 import type { Duplex } from 'node:stream';
-import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PAYLOAD, DEFAULT_SEND_BUFFER_BYTES, MAX_QUEUED_PONG_BYTES } from './protocol/constants.js';
+import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PAYLOAD, DEFAULT_SEND_BUFFER_SIZE, MAX_QUEUED_PONG_BYTES } from './protocol/constants.js';
 import type { ProtocolError, Role } from './protocol/frame-parser.js';
 import { MessageReader, type MessageSink } from './protocol/message-reader.js';
 import { MessageWriter, type FrameOutput } from './protocol/message-writer.js';
@@ -12,10 +12,8 @@ export interface ConnectionOptions {
   role: Role;
   maxPayload?: number;
   closeTimeout?: number;
-  /** The bounded send buffer, in bytes (DEFAULT_SEND_BUFFER_BYTES). */
-  sendBufferBytes?: number;
-  /** permessage-deflate parameters, when the handshake negotiated it. */
-  deflate?: DeflateParams | null;
+  /** The bounded send buffer, in bytes (DEFAULT_SEND_BUFFER_SIZE). */
+  sendBufferSize?: number;
   /** Ping the peer every `interval` ms; no pong within `timeout` ms means the connection is lost. */
   heartbeat?: HeartbeatOptions | null;
 }
@@ -70,7 +68,7 @@ export class Connection implements MessageSink, FrameOutput {
   private readonly reader: MessageReader;
   private readonly writer: MessageWriter;
   private readonly closeTimeout: number;
-  private readonly sendBufferBytes: number;
+  private readonly sendBufferSize: number;
   private closeTimer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private pongTimer: NodeJS.Timeout | null = null;
@@ -91,15 +89,20 @@ export class Connection implements MessageSink, FrameOutput {
   private endPending = false;
   private closePending = false;
 
+  /**
+   * `options` may be shared by many connections (a server's); `deflate` is what this connection's
+   * handshake negotiated, or null.
+   */
   constructor(
     readonly socket: ConnectionSocket,
     private readonly options: ConnectionOptions,
+    deflate: DeflateParams | null,
     private readonly events: ConnectionEvents,
   ) {
     this.closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
-    this.sendBufferBytes = options.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES;
+    this.sendBufferSize = options.sendBufferSize ?? DEFAULT_SEND_BUFFER_SIZE;
     const maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
-    this.deflate = options.deflate ? new PerMessageDeflate(options.deflate, maxPayload) : null;
+    this.deflate = deflate === null ? null : new PerMessageDeflate(deflate, maxPayload);
     this.reader = new MessageReader(this, { role: options.role, maxPayload, deflate: this.deflate });
     this.writer = new MessageWriter(this, options.role, this.deflate);
     socket.pause();
@@ -117,14 +120,14 @@ export class Connection implements MessageSink, FrameOutput {
     if (head.length > 0) this.onData(head);
     this.updateReading();
     const heartbeat = this.options.heartbeat;
-    if (heartbeat && this.state === 'open') this.heartbeatTimer = setInterval(this.beat, heartbeat.interval);
+    if (heartbeat && this.state === 'open') this.heartbeatTimer = setInterval(beat, heartbeat.interval, this);
   }
 
   /**
    * One heartbeat: a ping, and a deadline for its pong. While reading is paused by backpressure a
    * pong could not be seen, so no ping is sent then: a slow reader is not a dead peer.
    */
-  private readonly beat = (): void => {
+  beat(): void {
     if (this.state !== 'open' || this.pongTimer !== null || this.reader.busy || this.paused) return;
     this.writer.ping(EMPTY);
     const timeout = this.options.heartbeat!.timeout ?? this.options.heartbeat!.interval;
@@ -139,7 +142,7 @@ export class Connection implements MessageSink, FrameOutput {
       timeout,
     );
     this.pongTimer = pongTimer;
-  };
+  }
 
   /** Readable backpressure: stop reading from the socket while the reader's queue is full. */
   pause(): void {
@@ -182,7 +185,7 @@ export class Connection implements MessageSink, FrameOutput {
    */
   send(data: string | Uint8Array): boolean {
     this.writer.send(data);
-    if (this.unsentBytes <= this.sendBufferBytes) return true;
+    if (this.unsentBytes <= this.sendBufferSize) return true;
     this.sendWaiting = true;
     return false;
   }
@@ -227,7 +230,7 @@ export class Connection implements MessageSink, FrameOutput {
    * then calls this without an error), sent nothing: the close settles the waiting write.
    */
   private readonly afterWrite = (error?: Error | null): void => {
-    if (!this.sendWaiting || error != null || this.socket.destroyed || this.unsentBytes > this.sendBufferBytes) return;
+    if (!this.sendWaiting || error != null || this.socket.destroyed || this.unsentBytes > this.sendBufferSize) return;
     this.sendWaiting = false;
     this.events.onSendReady();
   };
@@ -418,6 +421,10 @@ export class Connection implements MessageSink, FrameOutput {
 }
 
 const EMPTY = new Uint8Array(0);
+
+function beat(connection: Connection): void {
+  connection.beat();
+}
 
 // The socket's listeners, shared by every connection: a closure per connection would cost memory
 // for the life of each one.

@@ -12,6 +12,7 @@ export {
   DEFAULT_CLOSE_TIMEOUT,
   DEFAULT_MAX_HANDSHAKE_HEAD,
   DEFAULT_READABLE_HIGH_WATER_MARK,
+  DEFAULT_SEND_BUFFER_SIZE,
 } from './protocol/constants.js';
 export { WebSocketStreamServer } from './server.js';
 export type { ServerCloseInfo } from './server.js';

@@ -14,6 +14,7 @@ import {
   DEFAULT_MAX_HANDSHAKE_HEAD,
   DEFAULT_MAX_PAYLOAD,
   DEFAULT_READABLE_HIGH_WATER_MARK,
+  DEFAULT_SEND_BUFFER_SIZE,
 } from './protocol/constants.js';
 import { normalizeDeflateOptions, type PerMessageDeflateOptions } from './protocol/permessage-deflate.js';
 import type { SessionOptions } from './session.js';
@@ -85,6 +86,12 @@ export interface ServerHandshakeOptions {
   closeTimeout?: number;
   /** Bytes of messages a server-side readable queues before reading from the socket stops. Default 1 MiB. */
   readableHighWaterMark?: number;
+  /**
+   * The bounded send buffer, in bytes: a write resolves at once while the bytes not yet taken by
+   * the kernel, its own included, stay at or under this; past it, once the socket has drained to
+   * it. Default 16 KiB (DEFAULT_SEND_BUFFER_SIZE).
+   */
+  sendBufferSize?: number;
   /** Accept permessage-deflate offers (RFC 7692). Off by default, like ws; true or an options object turns it on. */
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
   /** Ping every client every `interval` ms; no pong within `timeout` ms drops it (1006). Off by default. */
@@ -167,6 +174,7 @@ export function resolveServerHandshake(options: unknown): ResolvedServerHandshak
     maxPayload: positiveNumber(given.maxPayload, 'maxPayload', DEFAULT_MAX_PAYLOAD),
     closeTimeout: timeoutOption(given.closeTimeout, 'closeTimeout', DEFAULT_CLOSE_TIMEOUT),
     readableHighWaterMark: positiveNumber(given.readableHighWaterMark, 'readableHighWaterMark', DEFAULT_READABLE_HIGH_WATER_MARK, true),
+    sendBufferSize: positiveNumber(given.sendBufferSize, 'sendBufferSize', DEFAULT_SEND_BUFFER_SIZE, true),
   };
   const heartbeat = heartbeatOption(given.heartbeat);
   if (heartbeat !== null) session.heartbeat = heartbeat;

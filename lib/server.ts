@@ -5,13 +5,13 @@ import type { IncomingMessage } from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { accept, type BeforeAccept, type ServerWebSocketStream } from './accept.js';
+import { accept, type Accepted, type BeforeAccept, type ServerWebSocketStream } from './accept.js';
 import { refuse, type Refusal } from './handshake/server.js';
 import { resolveServerOptions, type ResolvedServerOptions, type WebSocketStreamServerOptions } from './options.js';
 import { isValidWireCloseCode } from './protocol/close.js';
 import { CloseCode, MAX_CLOSE_REASON_BYTES } from './protocol/constants.js';
 import { utf8ByteLength } from './protocol/utf8.js';
-import type { WebSocketClosedInfo } from './session.js';
+import type { Session, SessionOptions, WebSocketClosedInfo } from './session.js';
 import { addUpgradeRoute, type HttpServer } from './upgrade-router.js';
 import { toDictionary, toUSVString } from './webidl.js';
 
@@ -29,6 +29,7 @@ export interface ServerCloseInfo {
 type ServerState = 'accepting' | 'stopped' | 'closing';
 
 const NOT_ACCEPTING: Refusal = { status: 503, message: 'the server is not accepting connections' };
+const STOPPED_ACCEPTING = 'the server stopped accepting connections';
 
 /**
  * A WebSocket server whose accepted connections come out of `connections`, a ReadableStream (and
@@ -49,7 +50,10 @@ export class WebSocketStreamServer {
   readonly #httpServer: HttpServer;
   readonly #ownsServer: boolean;
   readonly #removeRoute: () => void;
-  readonly #open = new Set<ServerWebSocketStream>();
+  /** Open connections, by session (told when each ends through the sessions' observer). */
+  readonly #open = new Map<Session, ServerWebSocketStream>();
+  /** The session options of this server's connections: the resolved ones, plus the observer. */
+  readonly #sessionOptions: SessionOptions;
   #handshakes = 0;
   #state: ServerState = 'accepting';
   #closeInfo: { closeCode: number; reason: string } = { closeCode: CloseCode.GOING_AWAY, reason: '' };
@@ -70,6 +74,10 @@ export class WebSocketStreamServer {
   constructor(options: WebSocketStreamServerOptions) {
     const resolved = resolveServerOptions(options);
     this.#options = resolved;
+    const open = this.#open;
+    // One observer per server: a connection that ends leaves the count in the same call that
+    // settles its `closed`, so an application that awaits it sees the new count.
+    this.#sessionOptions = { ...resolved.session, observer: { sessionEnded: (session) => void open.delete(session) } };
     this.connections = new ReadableStream<ServerWebSocketStream>(
       {
         start: (controller) => {
@@ -159,9 +167,9 @@ export class WebSocketStreamServer {
       controller.close();
     }
     const closing: Array<Promise<unknown>> = [];
-    for (const stream of this.#open) {
+    for (const [session, stream] of this.#open) {
       closing.push(settled(stream.closed));
-      stream.close(this.#closeInfo);
+      session.close(closeCode, reason);
     }
     if (this.#ownsServer) closing.push(this.#closeListener());
     this.#closedPromise = Promise.all(closing).then(() => this.#removeRoute());
@@ -186,7 +194,7 @@ export class WebSocketStreamServer {
     const backlog = this.#backlog;
     this.#backlog = [];
     // Nobody will ever read these: their clients are told the server went away.
-    for (const stream of backlog) stream.close({ closeCode: CloseCode.GOING_AWAY, reason: 'the server stopped accepting connections' });
+    for (const stream of backlog) stream.close({ closeCode: CloseCode.GOING_AWAY, reason: STOPPED_ACCEPTING });
     this.#wakeWaiting();
     // Stop listening, so that clients are refused at once rather than by a 503 after connecting.
     if (this.#ownsServer) void this.#closeListener();
@@ -216,24 +224,21 @@ export class WebSocketStreamServer {
       return null;
     }
     this.#handshakes++;
-    let stream: ServerWebSocketStream | null;
+    let accepted: Accepted | null;
     try {
-      stream = await accept(request, socket, head, this.#options, queued ? this.#waitForRoom : this.#stillAccepting);
+      accepted = await accept(request, socket, head, this.#options, queued ? this.#waitForRoom : this.#stillAccepting, this.#sessionOptions);
     } finally {
       this.#handshakes--;
     }
-    if (stream === null) return null;
-    const accepted = stream;
-    this.#open.add(accepted);
-    // Removed in the same reaction that settles `closed`, so an awaiting user sees the new count.
-    const remove = (): void => void this.#open.delete(accepted);
-    accepted.closed.then(remove, remove);
+    if (accepted === null) return null;
+    const { stream, session } = accepted;
+    if (session.state !== 'closed') this.#open.set(session, stream);
     // The state may have changed while the handshake ran.
     const state = this.#state as ServerState;
-    if (state === 'closing') accepted.close(this.#closeInfo);
-    else if (state === 'stopped') accepted.close({ closeCode: CloseCode.GOING_AWAY, reason: 'the server stopped accepting connections' });
-    else if (queued) this.#deliver(accepted);
-    return accepted;
+    if (state === 'closing') session.close(this.#closeInfo.closeCode, this.#closeInfo.reason);
+    else if (state === 'stopped') session.close(CloseCode.GOING_AWAY, STOPPED_ACCEPTING);
+    else if (queued) this.#deliver(stream);
+    return stream;
   }
 
   #deliver(stream: ServerWebSocketStream): void {

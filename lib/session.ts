@@ -26,27 +26,63 @@ export interface WebSocketClosedInfo {
   reason: string;
 }
 
+/** Told when a session has ended: a server keeps its count of open connections this way. */
+export interface SessionObserver {
+  sessionEnded(session: Session): void;
+}
+
 export interface SessionOptions extends ConnectionOptions {
   /** Bytes of messages the readable queues before the socket is paused. */
   readableHighWaterMark?: number;
+  observer?: SessionObserver;
 }
 
 export type SessionState = 'connecting' | 'open' | 'closing' | 'closed';
 
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(value: T): void;
-  reject(reason: unknown): void;
-}
+/**
+ * A promise made only when someone asks for it (most connections never look at `closed`, and a
+ * server-side `opened` is settled before anyone can): settling earlier just records the outcome.
+ * A rejection is always marked handled: an unhandled rejection would kill the process.
+ */
+class Settlement<T> {
+  private promise: Promise<T> | null = null;
+  private resolveFn: ((value: T) => void) | null = null;
+  private rejectFn: ((reason: unknown) => void) | null = null;
+  private outcome: 'pending' | 'fulfilled' | 'rejected' = 'pending';
+  private value: unknown = undefined;
 
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (reason: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
+  get(): Promise<T> {
+    if (this.promise !== null) return this.promise;
+    if (this.outcome === 'fulfilled') {
+      this.promise = Promise.resolve(this.value as T);
+    } else if (this.outcome === 'rejected') {
+      this.promise = Promise.reject(this.value);
+      this.promise.catch(ignore);
+    } else {
+      this.promise = new Promise<T>((resolve, reject) => {
+        this.resolveFn = resolve;
+        this.rejectFn = reject;
+      });
+      this.promise.catch(ignore);
+    }
+    return this.promise;
+  }
+
+  resolve(value: T): void {
+    if (this.outcome !== 'pending') return;
+    this.outcome = 'fulfilled';
+    this.value = value;
+    this.resolveFn?.(value);
+    this.resolveFn = this.rejectFn = null;
+  }
+
+  reject(reason: unknown): void {
+    if (this.outcome !== 'pending') return;
+    this.outcome = 'rejected';
+    this.value = reason;
+    this.rejectFn?.(reason);
+    this.resolveFn = this.rejectFn = null;
+  }
 }
 
 function invalidState(message: string): DOMException {
@@ -61,6 +97,13 @@ function sizeOf(message: WebSocketMessage): number {
  * Everything a WebSocketStream is once it has a socket, identical for both roles: it turns
  * Connection events into stream operations and promise settlements. Its state is the
  * connection's once there is one; before that it is connecting, or closed if the handshake failed.
+ *
+ * The streams are made when the application first asks for them (a WHATWG stream costs
+ * kilobytes): the readable when it reads `readable`, the writable when it asks for `opened` (a
+ * WritableStream handles writes only once its start has settled, and a first write made right
+ * after `await opened` must still be copied at once). A connection waiting in a server's backlog
+ * has neither, one that only writes has no readable. Until the readable exists, messages wait in
+ * `unread`; whatever happened to the connection meanwhile is applied to a stream as it is made.
  */
 export class Session implements ConnectionEvents {
   private connection: Connection | null = null;
@@ -70,12 +113,17 @@ export class Session implements ConnectionEvents {
   /** Abandons the client's handshake while it runs. */
   private cancelHandshake: (() => void) | null = null;
 
-  private readonly openedDeferred = deferred<WebSocketOpenInfo>();
-  private readonly closedDeferred = deferred<WebSocketClosedInfo>();
+  private readonly openedSettlement = new Settlement<WebSocketOpenInfo>();
+  /** Someone has asked for `opened`: the writable is made as soon as there is a connection. */
+  private openedAsked = false;
+  private readonly closedSettlement = new Settlement<WebSocketClosedInfo>();
 
+  private readableStream: ReadableStream<WebSocketMessage> | null = null;
   private readableController: ReadableStreamDefaultController<WebSocketMessage> | null = null;
-  /** Closed, cancelled or errored: the controller must not be touched again. */
+  /** Closed, cancelled or errored (or decided so, for a readable not made yet). */
   private readableDone = false;
+  /** Why the readable ended, for one made afterwards: null for a close. */
+  private readableError: unknown = null;
   /**
    * Messages that arrived and were not read yet. The readable's own queue stays empty (its
    * high-water mark is 0): messages move into it only when a read asks, so the session always
@@ -88,23 +136,20 @@ export class Session implements ConnectionEvents {
   /** The peer's close frame arrived while messages were unread; our reply waits for the reader. */
   private holdingPeerClose = false;
 
+  private writableStream: WritableStream<unknown> | null = null;
   private writableController: WritableStreamDefaultController | null = null;
   /** Closed or aborted by the user, or errored by us. */
   private writableDone = false;
-  /** The error we put the writable in when the peer's close frame arrived. */
+  /** The error the writable was (or, once made, will be) put in by us. */
   private writableError: unknown = null;
   /** The one write in progress (the writable's high-water mark is one chunk). */
   private inflight: { resolve(): void; reject(reason: unknown): void } | null = null;
   /** writer.close() waits for the connection to close. */
-  private writerClose: Deferred<void> | null = null;
+  private writerClose: Settlement<void> | null = null;
   /** The WebSocketError of an unclean close, once there was one. */
   private closeError: WebSocketError | null = null;
 
-  constructor(private readonly options: SessionOptions) {
-    // An unhandled rejection kills a Node process: a user who ignores these must not crash.
-    this.openedDeferred.promise.catch(ignore);
-    this.closedDeferred.promise.catch(ignore);
-  }
+  constructor(private readonly options: SessionOptions) {}
 
   get state(): SessionState {
     if (this.connection !== null) return this.connection.state;
@@ -116,11 +161,15 @@ export class Session implements ConnectionEvents {
   }
 
   get opened(): Promise<WebSocketOpenInfo> {
-    return this.openedDeferred.promise;
+    this.openedAsked = true;
+    // The writable exists before the application can write: a WritableStream processes writes
+    // only after its start() has settled, and the first write must still be copied at once.
+    if (this.connection !== null) void this.writable;
+    return this.openedSettlement.get();
   }
 
   get closed(): Promise<WebSocketClosedInfo> {
-    return this.closedDeferred.promise;
+    return this.closedSettlement.get();
   }
 
   /** Runs `callback` once `opened` has settled or the session has ended, whichever comes first. */
@@ -142,43 +191,27 @@ export class Session implements ConnectionEvents {
     return this.options.role === 'server' ? isValidWireCloseCode(code) : isUserCloseCode(code);
   }
 
-  /** The opening handshake succeeded: wire the socket to the streams and resolve `opened`. */
+  /** The opening handshake succeeded: wire the socket to the session and resolve `opened`. */
   establish(socket: ConnectionSocket, head: Buffer, protocol: string, extensions: string, deflate: DeflateParams | null = null): void {
     this.cancelHandshake = null;
-    const connection = new Connection(socket, { ...this.options, deflate }, this);
+    const connection = new Connection(socket, this.options, deflate, this);
     this.connection = connection;
-    const readable = new ReadableStream<WebSocketMessage>(
-      {
-        start: (controller) => {
-          this.readableController = controller;
-        },
-        pull: () => this.onPull(),
-        cancel: (reason) => {
-          this.readableDone = true;
-          this.dropUnread();
-          this.closeWithReason(reason);
-        },
-      },
-      { highWaterMark: 0 },
-    );
-    const writable = new WritableStream<unknown>(
-      {
-        start: (controller) => {
-          this.writableController = controller;
-          // The signal fires at once, even while a write is in flight; the sink's abort() would
-          // only run after that write settled (docs/semantics.md, "The writable").
-          controller.signal.addEventListener('abort', () => this.onWritableAbort(controller.signal.reason), { once: true });
-        },
-        write: (chunk) => this.write(chunk),
-        close: () => this.closeWritable(),
-      },
-      { highWaterMark: 1 },
-    );
-    this.openedDeferred.resolve({ readable, writable, protocol, extensions });
+    if (this.openedAsked) void this.writable;
+    this.openedSettlement.resolve(openInfo(this, protocol, extensions));
     this.settled();
     // Bytes that came with the 101 wait for a later macrotask, so code that runs right after
     // `await opened` goes first (docs/semantics.md, "Ordering").
-    setImmediate(() => connection.start(head));
+    setImmediate(startConnection, connection, head);
+  }
+
+  /** The readable, made on first use. */
+  get readable(): ReadableStream<WebSocketMessage> {
+    return (this.readableStream ??= new ReadableStream<WebSocketMessage>(new MessageSource(this), { highWaterMark: 0 }));
+  }
+
+  /** The writable, made on first use. */
+  get writable(): WritableStream<unknown> {
+    return (this.writableStream ??= new WritableStream<unknown>(new MessageSink(this), { highWaterMark: 1 }));
   }
 
   /** The handshake failed (or was cancelled by close()): opened and closed reject. */
@@ -187,8 +220,8 @@ export class Session implements ConnectionEvents {
     this.handshakeFailed = true;
     this.cancelHandshake?.();
     this.cancelHandshake = null;
-    this.openedDeferred.reject(createWebSocketError(message, null, '', cause));
-    this.closedDeferred.reject(createWebSocketError(`${message}; the connection was closed`, CloseCode.ABNORMAL_CLOSURE, '', cause));
+    this.openedSettlement.reject(createWebSocketError(message, null, '', cause));
+    this.closedSettlement.reject(createWebSocketError(`${message}; the connection was closed`, CloseCode.ABNORMAL_CLOSURE, '', cause));
     this.settled();
   }
 
@@ -198,8 +231,8 @@ export class Session implements ConnectionEvents {
     this.handshakeFailed = true;
     this.cancelHandshake?.();
     this.cancelHandshake = null;
-    this.openedDeferred.reject(reason);
-    this.closedDeferred.reject(reason);
+    this.openedSettlement.reject(reason);
+    this.closedSettlement.reject(reason);
     this.settled();
   }
 
@@ -231,49 +264,21 @@ export class Session implements ConnectionEvents {
     this.close(code, text);
   }
 
-  /**
-   * The sink's write: resolves at once (undefined) when the frame fits the bounded send buffer,
-   * else once the socket has drained to its bound (onSendReady), or rejects when the connection
-   * closes first (onClosed).
-   */
-  private write(chunk: unknown): Promise<void> | undefined {
-    let data: WebSocketMessage;
-    try {
-      data = toMessageData(chunk);
-    } catch (error) {
-      return Promise.reject(error);
+  // The readable's underlying source (MessageSource calls these).
+
+  startReadable(controller: ReadableStreamDefaultController<WebSocketMessage>): void {
+    this.readableController = controller;
+    if (!this.readableDone) return;
+    // The connection ended before the readable was made: it starts in the state it would be in.
+    if (this.readableError !== null) {
+      controller.error(this.readableError);
+    } else {
+      this.flushUnread();
+      controller.close();
     }
-    const connection = this.connection!;
-    if (!connection.canSend) {
-      return Promise.reject(invalidState('the WebSocket is closing: nothing more can be sent'));
-    }
-    if (connection.send(data)) return undefined;
-    return new Promise<void>((resolve, reject) => {
-      this.inflight = { resolve, reject };
-    });
   }
 
-  private closeWritable(): Promise<void> {
-    this.writableDone = true;
-    this.writerClose = deferred<void>();
-    // writer.close() closes with no code: an empty close frame.
-    this.close(null, '');
-    if (this.state === 'closed') this.settleWriterClose();
-    return this.writerClose.promise;
-  }
-
-  private onWritableAbort(reason: unknown): void {
-    if (this.writableDone) return;
-    this.writableDone = true;
-    const inflight = this.inflight;
-    this.inflight = null;
-    inflight?.reject(reason);
-    this.closeWithReason(reason);
-  }
-
-  // The readable: messages wait in `unread` until a read asks for one.
-
-  private onPull(): void {
+  pull(): void {
     const unread = this.unread;
     if (unread === null || unread.length === 0) {
       this.readPending = true;
@@ -287,9 +292,15 @@ export class Session implements ConnectionEvents {
       this.unread = null;
       // The application has the last message the peer sent before its close frame: its reply,
       // written in this task (pipeTo and for-await loops write from microtasks), goes first.
-      if (this.holdingPeerClose) setImmediate(() => this.finishPeerClose());
+      if (this.holdingPeerClose) setImmediate(finishHeldPeerClose, this);
     }
     if (this.unreadBytes < this.highWaterMark) this.connection!.resume();
+  }
+
+  cancelReadable(reason: unknown): void {
+    this.readableDone = true;
+    this.dropUnread();
+    this.closeWithReason(reason);
   }
 
   private get highWaterMark(): number {
@@ -313,18 +324,95 @@ export class Session implements ConnectionEvents {
   private closeReadable(): void {
     if (this.readableDone) return;
     this.readableDone = true;
+    if (this.readableController === null) return;
     this.flushUnread();
-    this.readableController?.close();
+    this.readableController.close();
+  }
+
+  private errorReadable(error: unknown): void {
+    if (this.readableDone) return;
+    this.readableDone = true;
+    this.readableError = error;
+    this.dropUnread();
+    this.readableController?.error(error);
+  }
+
+  // The writable's underlying sink (MessageSink calls these).
+
+  startWritable(controller: WritableStreamDefaultController): void {
+    this.writableController = controller;
+    // The connection ended before the writable was made: it starts errored.
+    if (this.writableDone && this.writableError !== null) controller.error(this.writableError);
+  }
+
+  /**
+   * A write: done at once (undefined) when the frame fits the bounded send buffer, else once the
+   * socket has drained to its bound (onSendReady); rejected when the connection closes first
+   * (onClosed), or at once with the abort reason when the writable is aborted meanwhile.
+   */
+  write(chunk: unknown, controller: WritableStreamDefaultController): Promise<void> | undefined {
+    let data: WebSocketMessage;
+    try {
+      data = toMessageData(chunk);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const connection = this.connection!;
+    if (!connection.canSend) {
+      return Promise.reject(invalidState('the WebSocket is closing: nothing more can be sent'));
+    }
+    if (connection.send(data)) return undefined;
+    return new Promise<void>((resolve, reject) => {
+      // The sink's abort() runs only after this write settles; the signal fires at once.
+      const signal = controller.signal;
+      const onAbort = (): void => this.abortWritable(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      const done = (): void => signal.removeEventListener('abort', onAbort);
+      this.inflight = {
+        resolve: () => {
+          done();
+          resolve();
+        },
+        reject: (reason) => {
+          done();
+          reject(reason);
+        },
+      };
+    });
+  }
+
+  closeWritable(): Promise<void> {
+    this.writableDone = true;
+    const writerClose = (this.writerClose = new Settlement<void>());
+    // writer.close() closes with no code: an empty close frame.
+    this.close(null, '');
+    if (this.state === 'closed') this.settleWriterClose();
+    return writerClose.get();
+  }
+
+  abortWritable(reason: unknown): void {
+    if (this.writableDone) return;
+    this.writableDone = true;
+    const inflight = this.inflight;
+    this.inflight = null;
+    inflight?.reject(reason);
+    this.closeWithReason(reason);
+  }
+
+  private errorWritable(error: unknown): void {
+    if (this.writableDone) return;
+    this.writableDone = true;
+    this.writableError = error;
+    this.writableController?.error(error);
   }
 
   // ConnectionEvents
 
   onMessage(data: WebSocketMessage): void {
-    const controller = this.readableController;
-    if (this.readableDone || controller === null) return;
+    if (this.readableDone) return;
     if (this.readPending && this.unread === null) {
       this.readPending = false;
-      controller.enqueue(data);
+      this.readableController!.enqueue(data);
       return;
     }
     (this.unread ??= []).push(data);
@@ -345,7 +433,7 @@ export class Session implements ConnectionEvents {
   }
 
   /** Ends a held peer close: the streams close as they would have at once, and the reply goes out. */
-  private finishPeerClose(): void {
+  finishPeerClose(): void {
     if (!this.holdingPeerClose) return;
     this.holdingPeerClose = false;
     this.peerClosed();
@@ -355,11 +443,7 @@ export class Session implements ConnectionEvents {
   private peerClosed(): void {
     // Chrome closes the readable as soon as the peer's close frame arrives; unread messages stay.
     this.closeReadable();
-    if (!this.writableDone) {
-      this.writableDone = true;
-      this.writableError = invalidState('the peer closed the WebSocket');
-      this.writableController?.error(this.writableError);
-    }
+    this.errorWritable(invalidState('the peer closed the WebSocket'));
   }
 
   onSendReady(): void {
@@ -378,7 +462,7 @@ export class Session implements ConnectionEvents {
     this.inflight = null;
     if (info.wasClean) {
       const received = info.received!;
-      this.closedDeferred.resolve({ closeCode: received.code ?? CloseCode.NO_STATUS_RECEIVED, reason: received.reason });
+      this.closedSettlement.resolve({ closeCode: received.code ?? CloseCode.NO_STATUS_RECEIVED, reason: received.reason });
       // A write still in progress makes a close unclean, so none can be pending here.
       this.closeReadable();
     } else {
@@ -387,21 +471,14 @@ export class Session implements ConnectionEvents {
       const reason = info.received?.reason ?? '';
       const detail = info.error === null ? '' : `: ${info.error.message}`;
       const error = createWebSocketError(`the WebSocket connection closed uncleanly (${code})${detail}`, code, reason, info.error ?? undefined);
-      this.closedDeferred.reject(error);
-      if (!this.readableDone) {
-        this.readableDone = true;
-        this.dropUnread();
-        this.readableController?.error(error);
-      }
-      if (!this.writableDone) {
-        this.writableDone = true;
-        this.writableError = error;
-        this.writableController?.error(error);
-      }
+      this.closedSettlement.reject(error);
+      this.errorReadable(error);
+      this.errorWritable(error);
       this.closeError = error;
       inflight?.reject(this.writableError ?? error);
     }
     this.settleWriterClose();
+    this.options.observer?.sessionEnded(this);
     this.settled();
   }
 
@@ -421,6 +498,80 @@ export class Session implements ConnectionEvents {
 }
 
 function ignore(): void {}
+
+function startConnection(connection: Connection, head: Buffer): void {
+  connection.start(head);
+}
+
+function finishHeldPeerClose(session: Session): void {
+  session.finishPeerClose();
+}
+
+/** The readable's underlying source: one small object per stream, its methods shared. */
+class MessageSource implements UnderlyingDefaultSource<WebSocketMessage> {
+  constructor(private readonly session: Session) {}
+
+  start(controller: ReadableStreamDefaultController<WebSocketMessage>): void {
+    this.session.startReadable(controller);
+  }
+
+  pull(): void {
+    this.session.pull();
+  }
+
+  cancel(reason: unknown): void {
+    this.session.cancelReadable(reason);
+  }
+}
+
+/** The writable's underlying sink: one small object per stream, its methods shared. */
+class MessageSink implements UnderlyingSink<unknown> {
+  private controller: WritableStreamDefaultController | null = null;
+
+  constructor(private readonly session: Session) {}
+
+  start(controller: WritableStreamDefaultController): void {
+    this.controller = controller;
+    this.session.startWritable(controller);
+  }
+
+  write(chunk: unknown): Promise<void> | undefined {
+    return this.session.write(chunk, this.controller!);
+  }
+
+  close(): Promise<void> {
+    return this.session.closeWritable();
+  }
+
+  abort(reason: unknown): void {
+    this.session.abortWritable(reason);
+  }
+}
+
+const kSession = Symbol('session');
+type OpenInfoObject = WebSocketOpenInfo & { [kSession]: Session };
+
+function readableOf(this: OpenInfoObject): ReadableStream<WebSocketMessage> {
+  return this[kSession].readable;
+}
+
+function writableOf(this: OpenInfoObject): WritableStream<unknown> {
+  return this[kSession].writable;
+}
+
+/**
+ * What `opened` resolves with. `readable` and `writable` are own, enumerable properties (so
+ * destructuring and spreading work as on a plain dictionary) whose streams are made on first read.
+ */
+function openInfo(session: Session, protocol: string, extensions: string): WebSocketOpenInfo {
+  const info = { protocol, extensions } as OpenInfoObject;
+  Object.defineProperties(info, {
+    readable: { get: readableOf, enumerable: true, configurable: true },
+    writable: { get: writableOf, enumerable: true, configurable: true },
+    [kSession]: { value: session },
+  });
+  return info;
+}
 
 /**
  * What a write sends (docs/semantics.md, "The writable"): bytes for a BufferSource (never a

@@ -30,6 +30,12 @@ export interface WebSocketStreamOptions {
   closeTimeout?: number;
   /** Bytes of messages the readable queues before reading from the socket stops. Default 1 MiB. */
   readableHighWaterMark?: number;
+  /**
+   * The bounded send buffer, in bytes: a write resolves at once while the bytes not yet taken by
+   * the kernel, its own included, stay at or under this; past it, once the socket has drained to
+   * it. Default 16 KiB.
+   */
+  sendBufferSize?: number;
   /** Largest HTTP response head accepted, in bytes. Default 16 KiB. */
   maxHandshakeHead?: number;
   /**
@@ -133,6 +139,8 @@ export class WebSocketStream {
     if (readableHighWaterMark !== undefined) {
       sessionOptions.readableHighWaterMark = positiveNumber(readableHighWaterMark, 'readableHighWaterMark', 0, true);
     }
+    const sendBufferSize = dictionary.sendBufferSize;
+    if (sendBufferSize !== undefined) sessionOptions.sendBufferSize = positiveNumber(sendBufferSize, 'sendBufferSize', 0, true);
     const handshakeTimeout = timeoutOption(dictionary.handshakeTimeout, 'handshakeTimeout', DEFAULT_HANDSHAKE_TIMEOUT);
     const maxHandshakeHead = positiveNumber(dictionary.maxHandshakeHead, 'maxHandshakeHead', DEFAULT_MAX_HANDSHAKE_HEAD);
     const heartbeat = heartbeatOption(dictionary.heartbeat);

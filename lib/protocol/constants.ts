@@ -70,7 +70,7 @@ export const DEFAULT_READABLE_HIGH_WATER_MARK = 1024 * 1024;
  * yet taken by the kernel, this message's frame included, stay at or under this many bytes; past
  * it, once the socket has drained to it (docs/semantics.md, "The writable").
  */
-export const DEFAULT_SEND_BUFFER_BYTES = 16 * 1024;
+export const DEFAULT_SEND_BUFFER_SIZE = 16 * 1024;
 /** Accepted server connections queued in `server.connections` before new handshakes wait. */
 export const DEFAULT_ACCEPT_BACKLOG = 16;
 /**
