@@ -1,6 +1,7 @@
 // The client's opening handshake (RFC 6455 §4.1) over node:net or node:tls.
 import * as net from 'node:net';
 import * as tls from 'node:tls';
+import type { ConnectionSocket } from '../connection.js';
 import { WEBSOCKET_VERSION } from '../protocol/constants.js';
 import { acceptServerResponse, clientOffer, type DeflateParams, type PerMessageDeflateOptions } from '../protocol/permessage-deflate.js';
 import { headerHasToken, HttpResponseHeadReader, type HttpResponseHead } from './http.js';
@@ -21,10 +22,16 @@ export interface ClientHandshakeOptions {
   perMessageDeflate: PerMessageDeflateOptions | null;
   /** Tunnel through this HTTP(S) proxy with CONNECT; null or absent: connect directly. */
   proxy?: ProxyEndpoint | null;
+  /**
+   * A connection to the target that is already open (a TLS connection on which ALPN chose
+   * HTTP/1.1 when HTTP/2 was tried first): the handshake runs over it instead of connecting.
+   */
+  connected?: net.Socket | null;
 }
 
 export interface ClientHandshakeResult {
-  socket: net.Socket;
+  /** The socket, or the HTTP/2 stream (RFC 8441), that carries the WebSocket. */
+  socket: ConnectionSocket;
   /** Bytes that arrived after the response head: the first WebSocket frames. */
   head: Buffer;
   protocol: string;
@@ -81,7 +88,10 @@ export class ClientHandshake {
     const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
     this.reader = new HttpResponseHeadReader(options.maxHandshakeHead);
     const proxy = options.proxy ?? null;
-    if (proxy !== null) {
+    const connected = options.connected ?? null;
+    if (connected !== null) {
+      this.socket = connected;
+    } else if (proxy !== null) {
       // The handshake timeout below covers the proxy connection and CONNECT as well.
       this.socket = null;
       // RFC 9110 §9.3.6: CONNECT names host and port (url.hostname keeps IPv6 brackets).

@@ -65,6 +65,11 @@ export const DEFAULT_MAX_HANDSHAKE_HEAD = 16 * 1024;
  * spec-notes §5: a reader that does not read holds about one message or 1 MiB.
  */
 export const DEFAULT_READABLE_HIGH_WATER_MARK = 1024 * 1024;
+/**
+ * How long a client's pooled HTTP/2 session (RFC 8441) stays open once it carries no WebSocket;
+ * meanwhile it does not keep the process alive. Like undici's keep-alive default, a few seconds.
+ */
+export const DEFAULT_HTTP2_IDLE_TIMEOUT = 5_000;
 /** Accepted server connections queued in `server.connections` before new handshakes wait. */
 export const DEFAULT_ACCEPT_BACKLOG = 16;
 /**
