@@ -116,9 +116,9 @@ class UpgradeRouter {
       route.handleStream(stream, headers, rawHeaders);
       return;
     }
-    // As for upgrades: an application that listens for CONNECT itself ('connect', with
-    // node:http2's compatibility API) is left the paths none of our servers serve.
-    if (this.server.listenerCount('connect') > 1) return;
+    // Unlike HTTP/1.1 upgrades, a path none of our servers serves is not left to the application:
+    // node:http2 shows every CONNECT to its 'connect' listeners, ours too, so the rule they can
+    // follow is simple: WebSocket CONNECTs (:protocol websocket) are the router's, all of them.
     claimed.add(stream);
     respondRefusal(stream, { status: 404, message: 'no WebSocket endpoint at this path' });
   };
