@@ -7,7 +7,7 @@ import { ignoreError, runHandshake, targetUrl, type BeforeAccept, type Handshake
 import type { ConnectionSocket } from './connection.js';
 import { acceptanceHeaders, checkExtendedConnect, respondRefusal, type ExtendedConnectRequest } from './handshake/h2-server.js';
 import type { Refusal } from './handshake/server.js';
-import { cancelOnDestroy } from './h2-stream.js';
+import { asWebSocketTransport } from './h2-stream.js';
 import { resolveServerHandshake, type ResolvedServerHandshake, type ServerHandshakeOptions } from './options.js';
 
 const NO_BYTES = Buffer.alloc(0);
@@ -73,7 +73,7 @@ class ExtendedConnectTransport implements HandshakeTransport {
 
   open(protocol: string, extensions: string): { socket: ConnectionSocket; head: Buffer } {
     this.stream.respond(acceptanceHeaders(protocol, extensions), { endStream: false });
-    return { socket: cancelOnDestroy(this.stream), head: NO_BYTES };
+    return { socket: asWebSocketTransport(this.stream), head: NO_BYTES };
   }
 
   destroy(): void {

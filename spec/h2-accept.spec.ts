@@ -82,6 +82,36 @@ describe('WebSockets over HTTP/2 (RFC 8441): the server', function () {
       expect(session.closed || session.destroyed, 'the session stays open').to.equal(false);
     });
 
+    leakFree('a clean close stays clean when node:http2 reports our last writes complete only after the stream closed (as with Chromium)', async (guard) => {
+      // node:http2 can destroy a stream whose peer's END_STREAM came back before our close frame's
+      // write was reported complete (Chromium does this); the write then looks undelivered. Here
+      // every write of the server's stream reports 50 ms late, which makes that order certain.
+      const h2 = http2.createServer({ settings: { enableConnectProtocol: true } });
+      guard.defer(() => new Promise<void>((resolve) => h2.close(() => resolve())));
+      const results: Array<Promise<ServerWebSocketStream | null>> = [];
+      const lateReports: Array<Promise<void>> = [];
+      h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+        const write = stream.write.bind(stream) as (chunk: unknown, callback?: (error?: Error | null) => void) => boolean;
+        (stream as unknown as { write: typeof write }).write = (chunk, callback) =>
+          write(chunk, (error) => {
+            lateReports.push(new Promise((resolve) => setTimeout(() => resolve(callback?.(error)), 50)));
+          });
+        results.push(handleHttp2Stream(stream, headers));
+      });
+      await new Promise<void>((resolve) => h2.listen(0, '127.0.0.1', () => resolve()));
+      const port = (h2.address() as AddressInfo).port;
+      const session = await rawSession(guard, port);
+      const { stream } = await rawConnect(session, connectHeaders(`127.0.0.1:${port}`));
+      const peer = (await results[0])!;
+      stream.on('data', (chunk: Buffer) => {
+        if ((chunk[0]! & 0x0f) === OP.CLOSE) stream.end();
+      });
+      stream.write(clientClose(4000, 'late'));
+      expect(await peer.closed).to.deep.equal({ closeCode: 4000, reason: 'late' });
+      expect(await rstCodeOf(stream)).to.equal(http2.constants.NGHTTP2_NO_ERROR);
+      await Promise.all(lateReports);
+    });
+
     leakFree('many WebSockets share one session: closing one leaves the others open', async (guard) => {
       const { server, port, authority, acceptor } = await startH2(guard);
       const session = await rawSession(guard, port);

@@ -5,7 +5,7 @@ import * as http2 from 'node:http2';
 import type * as tls from 'node:tls';
 import { WEBSOCKET_VERSION } from '../protocol/constants.js';
 import { acceptServerResponse, clientOffer, type DeflateParams, type PerMessageDeflateOptions } from '../protocol/permessage-deflate.js';
-import { cancelOnDestroy } from '../h2-stream.js';
+import { asWebSocketTransport } from '../h2-stream.js';
 import { HandshakeError, type ClientHandshakeResult } from './client.js';
 import { WEBSOCKET_PROTOCOL } from './h2-server.js';
 import type { HttpResponseHead } from './http.js';
@@ -186,7 +186,7 @@ export class H2ClientHandshake {
     stream.on('error', ignoreError);
     stream.pause();
     const protocol = response.headers.get('sec-websocket-protocol')?.[0] ?? '';
-    this.done(null, { socket: cancelOnDestroy(stream), head: Buffer.alloc(0), protocol, extensions, deflate, response });
+    this.done(null, { socket: asWebSocketTransport(stream), head: Buffer.alloc(0), protocol, extensions, deflate, response });
   };
 
   private checkResponse(response: HttpResponseHead): HandshakeError | null {
