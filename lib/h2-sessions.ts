@@ -11,6 +11,8 @@ export class Http2SessionTracker {
   constructor(
     server: http2.Http2Server | http2.Http2SecureServer,
     private readonly idleTimeout: number,
+    /** The connection-level receive window each session gets (RFC 9113 §6.9). */
+    private readonly sessionWindow: number,
   ) {
     server.on('session', (session: http2.ServerHttp2Session) => this.#track(session));
   }
@@ -32,6 +34,7 @@ export class Http2SessionTracker {
     // node:http2 gives each session the server's `timeout` as an idle timeout, which would drop a
     // session whose WebSockets are merely quiet: the count of open streams decides instead.
     session.setTimeout(0);
+    session.setLocalWindowSize(this.sessionWindow);
     if (this.#closing) {
       session.close();
       return;

@@ -10,6 +10,19 @@
 //   normally after our own END_STREAM went out, everything written before it was sent: those
 //   callbacks are run then, before the stream is destroyed.
 import * as http2 from 'node:http2';
+import { HTTP2_INITIAL_WINDOW, HTTP2_MAX_WINDOW, HTTP2_SESSION_WINDOW_STREAMS } from './protocol/constants.js';
+
+/**
+ * The receive windows (RFC 9113 §6.9) for WebSockets whose readables hold `readableHighWaterMark`
+ * bytes: a stream may be sent as much as its reader may queue (HTTP/2's default of 64 KiB would
+ * stall every large message for a WINDOW_UPDATE round trip), and the connection some streams'
+ * worth. A reader that stops reading thus holds at most its high-water mark in the readable plus
+ * one window in node:http2, as over TCP it would hold the kernel's buffers.
+ */
+export function http2Windows(readableHighWaterMark: number): { stream: number; session: number } {
+  const stream = Math.min(HTTP2_MAX_WINDOW, Math.max(HTTP2_INITIAL_WINDOW, Math.floor(readableHighWaterMark)));
+  return { stream, session: Math.min(HTTP2_MAX_WINDOW, stream * HTTP2_SESSION_WINDOW_STREAMS) };
+}
 
 type WriteCallback = (error?: Error | null) => void;
 

@@ -8,12 +8,13 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { accept, ignoreError, type BeforeAccept, type ServerWebSocketStream } from './accept.js';
 import { acceptExtendedConnect } from './h2-accept.js';
+import { http2Windows } from './h2-stream.js';
 import { Http2SessionTracker } from './h2-sessions.js';
 import { respondRefusal } from './handshake/h2-server.js';
 import { refuse, type Refusal } from './handshake/server.js';
 import { resolveServerOptions, type ResolvedServerOptions, type WebSocketStreamServerOptions } from './options.js';
 import { isValidWireCloseCode } from './protocol/close.js';
-import { CloseCode, MAX_CLOSE_REASON_BYTES } from './protocol/constants.js';
+import { CloseCode, DEFAULT_READABLE_HIGH_WATER_MARK, MAX_CLOSE_REASON_BYTES } from './protocol/constants.js';
 import { utf8ByteLength } from './protocol/utf8.js';
 import type { WebSocketClosedInfo } from './session.js';
 import { addUpgradeRoute, type HttpServer, type UpgradeRoute } from './upgrade-router.js';
@@ -109,13 +110,14 @@ export class WebSocketStreamServer {
     if (resolved.http2) {
       // RFC 8441 §3 from the first SETTINGS frame; HTTP/2 has no head size limit of node:http's
       // kind, the header list size (uncompressed) stands for it.
-      const settings: http2.Settings = { enableConnectProtocol: true, maxHeaderListSize: resolved.maxHandshakeHead };
+      const windows = http2Windows(resolved.session.readableHighWaterMark ?? DEFAULT_READABLE_HIGH_WATER_MARK);
+      const settings: http2.Settings = { enableConnectProtocol: true, maxHeaderListSize: resolved.maxHandshakeHead, initialWindowSize: windows.stream };
       httpServer =
         resolved.tls !== undefined
           ? http2.createSecureServer({ ...resolved.tls, allowHTTP1: true, settings, maxHeaderSize: resolved.maxHandshakeHead } as http2.SecureServerOptions)
           : http2.createServer({ settings, maxHeaderSize: resolved.maxHandshakeHead } as http2.ServerOptions);
       (httpServer as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = connectionsCheckingInterval;
-      this.#sessions = new Http2SessionTracker(httpServer as http2.Http2Server, handshakeTimeout);
+      this.#sessions = new Http2SessionTracker(httpServer as http2.Http2Server, handshakeTimeout, windows.session);
     } else {
       const serverOptions = { maxHeaderSize: resolved.maxHandshakeHead, connectionsCheckingInterval };
       httpServer = resolved.tls !== undefined ? https.createServer({ ...resolved.tls, ...serverOptions }) : http.createServer(serverOptions);

@@ -11,6 +11,7 @@ import {
   DEFAULT_HTTP2_IDLE_TIMEOUT,
   DEFAULT_MAX_HANDSHAKE_HEAD,
   DEFAULT_MAX_PAYLOAD,
+  DEFAULT_READABLE_HIGH_WATER_MARK,
 } from './protocol/constants.js';
 import { Session, type SessionOptions, type WebSocketClosedInfo, type WebSocketOpenInfo } from './session.js';
 import { heartbeatOption, positiveNumber, timeoutOption, type HeartbeatOptions } from './options.js';
@@ -211,7 +212,17 @@ export class WebSocketStream {
       return;
     }
     const handshake = new H2ClientHandshake(
-      { url: parsed, protocols, headers, tls: tlsOptions, handshakeTimeout, perMessageDeflate, mode: http2Mode, idleTimeout: http2IdleTimeout },
+      {
+        url: parsed,
+        protocols,
+        headers,
+        tls: tlsOptions,
+        handshakeTimeout,
+        perMessageDeflate,
+        mode: http2Mode,
+        idleTimeout: http2IdleTimeout,
+        readableHighWaterMark: sessionOptions.readableHighWaterMark ?? DEFAULT_READABLE_HIGH_WATER_MARK,
+      },
       done,
       http2Mode === 'prefer' ? http1 : null,
     );

@@ -6,7 +6,7 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { handleHttp2Stream, WebSocketError, WebSocketStream, WebSocketStreamServer, type ExtendedConnectRequest, type ServerWebSocketStream, type WebSocketStreamServerOptions } from '../lib/index.js';
 import { closeBody } from './helpers/codec.js';
-import { expectWebSocketError, leakFree, rejection, type Guard } from './helpers/faults.js';
+import { expectWebSocketError, leakFree, rejection, untilStalled, type Guard } from './helpers/faults.js';
 import { clientClose, clientFrame, connectHeaders, rawConnect, rawSession, rstCodeOf } from './helpers/h2.js';
 import { testCert, testKey } from './helpers/raw-peer.js';
 import { Acceptor, echo } from './helpers/server-helpers.js';
@@ -157,6 +157,34 @@ describe('WebSockets over HTTP/2 (RFC 8441): the server', function () {
       expect(await rstCodeOf(stream)).to.equal(http2.constants.NGHTTP2_CANCEL);
       expectWebSocketError(await rejection(peer.closed), 1006);
       expect(session.destroyed).to.equal(false);
+    });
+
+    leakFree('flow control is the backpressure: stream window = readableHighWaterMark, and a reader that stops reading stops the client\'s writes', async (guard) => {
+      const { port, authority, acceptor } = await startH2(guard, { readableHighWaterMark: 128 * 1024 }, false);
+      const session = await rawSession(guard, port);
+      expect(session.remoteSettings.initialWindowSize, 'the stream window').to.equal(128 * 1024);
+      const { stream } = await rawConnect(session, connectHeaders(authority));
+      const peer = await acceptor.next();
+      await peer.opened;
+      // Nobody reads on our side: the client may send what the readable and the window hold.
+      const message = clientFrame(OP.BINARY, Buffer.alloc(64 * 1024));
+      let written = 0;
+      const writeMore = (): void => {
+        while (stream.write(message)) written += message.length;
+        written += message.length;
+      };
+      writeMore();
+      stream.on('drain', writeMore);
+      await untilStalled(() => [written, stream.writableLength], 200);
+      expect(written, 'bytes the client could hand to its stream').to.be.below(2 * 1024 * 1024);
+      expect(stream.writableLength, 'the client\'s stream holds what the window does not let out').to.be.above(0);
+      // Reading resumes the flow.
+      const reader = (await peer.opened).readable.getReader();
+      const before = written;
+      for (let i = 0; i < 40; i++) await reader.read();
+      expect(written, 'the client could send more once we read').to.be.above(before);
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      await rejection(peer.closed);
     });
 
     leakFree('refusals are HTTP/2 responses on the stream (status, headers, body), and the session stays usable', async (guard) => {

@@ -5,7 +5,7 @@ import * as http2 from 'node:http2';
 import type * as tls from 'node:tls';
 import { WEBSOCKET_VERSION } from '../protocol/constants.js';
 import { acceptServerResponse, clientOffer, type DeflateParams, type PerMessageDeflateOptions } from '../protocol/permessage-deflate.js';
-import { asWebSocketTransport } from '../h2-stream.js';
+import { asWebSocketTransport, http2Windows } from '../h2-stream.js';
 import { HandshakeError, type ClientHandshakeResult } from './client.js';
 import { WEBSOCKET_PROTOCOL } from './h2-server.js';
 import type { HttpResponseHead } from './http.js';
@@ -26,6 +26,8 @@ export interface H2ClientHandshakeOptions {
   mode: Http2Mode;
   /** How long a pooled session may stay open without WebSockets. */
   idleTimeout: number;
+  /** The WebSocket's readable high-water mark: the stream window of a session set up for it. */
+  readableHighWaterMark: number;
 }
 
 /**
@@ -63,7 +65,8 @@ export class H2ClientHandshake {
       this.useOwnSession(mode);
       return;
     }
-    sessionFor({ url: options.url, tls: options.tls }, options.handshakeTimeout, options.idleTimeout, CLIENT_SETTINGS).then((outcome) => {
+    const windows = http2Windows(options.readableHighWaterMark);
+    sessionFor({ url: options.url, tls: options.tls, windows }, options.handshakeTimeout, options.idleTimeout, CLIENT_SETTINGS).then((outcome) => {
       if (this.finished) {
         // Abandoned while the connection was being set up: an HTTP/1.1 connection meant for us goes.
         if (outcome.kind === 'no-http2') outcome.socket?.destroy();

@@ -24,6 +24,8 @@ export type SessionOutcome =
 export interface SessionTarget {
   url: URL;
   tls: tls.ConnectionOptions | undefined;
+  /** Receive windows (RFC 9113 §6.9) for the session: per stream, and for the connection. */
+  windows: { stream: number; session: number };
 }
 
 /**
@@ -151,7 +153,8 @@ const pool = new Map<string, Map<string, Promise<SessionOutcome>>>();
  */
 export function sessionFor(target: SessionTarget, connectTimeout: number, idleTimeout: number, settings: http2.Settings): Promise<SessionOutcome> {
   const origin = `${target.url.protocol}//${target.url.host}`;
-  const tlsKey = tlsOptionsKey(target.tls);
+  // Sessions differ by what they were set up with: the TLS options and the receive windows.
+  const tlsKey = `${tlsOptionsKey(target.tls)} ${target.windows.stream}`;
   let byTls = pool.get(origin);
   const existing = byTls?.get(tlsKey);
   if (existing !== undefined) return existing;
@@ -228,7 +231,8 @@ function connectSession(target: SessionTarget, connectTimeout: number, settings:
         return;
       }
       socket.setNoDelay(true);
-      const connected = http2.connect(authority, { createConnection: () => socket, settings });
+      const connected = http2.connect(authority, { createConnection: () => socket, settings: { ...settings, initialWindowSize: target.windows.stream } });
+      connected.once('connect', () => connected.setLocalWindowSize(target.windows.session));
       session = connected;
       const pooled = new PooledSession(connected, forget);
       const failed = (reason: string): void => {
