@@ -279,6 +279,28 @@ describe('WebSockets over HTTP/2 (RFC 8441): the server', function () {
       await acceptor.next();
     });
 
+    leakFree('maxHandshakeHead is the HTTP/2 header list size: announced in SETTINGS, and a larger request never reaches verify', async (guard) => {
+      let verified = 0;
+      const { port, authority } = await startH2(guard, {
+        maxHandshakeHead: 4096,
+        verify: () => {
+          verified++;
+          return true;
+        },
+      });
+      const session = await rawSession(guard, port);
+      expect(session.remoteSettings.maxHeaderListSize).to.equal(4096);
+      const small = await rawConnect(session, connectHeaders(authority, '/', { 'x-pad': 'a'.repeat(2000) }));
+      expect(small.response[':status']).to.equal(200);
+      const error = await rawConnect(session, connectHeaders(authority, '/', { 'x-pad': 'a'.repeat(5000) })).then(
+        () => null,
+        (reason: Error) => reason,
+      );
+      expect(error?.message, 'no response').to.match(/closed without a response/);
+      expect(verified).to.equal(1);
+      small.stream.close(http2.constants.NGHTTP2_CANCEL);
+    });
+
     leakFree('a verify that never settles is cut off at handshakeTimeout: 503 on the stream', async (guard) => {
       const { port, authority } = await startH2(guard, { handshakeTimeout: 200, verify: () => new Promise<boolean>(() => {}), onError: () => {} });
       const session = await rawSession(guard, port);
