@@ -13,7 +13,10 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const libraryUrl = new URL('../dist/esm/index.js', import.meta.url).href;
+// BENCH_LIB=DIR measures another build (a copy, so that rebuilding meanwhile cannot break a run).
+const libraryUrl = process.env.BENCH_LIB
+  ? new URL(path.join(path.resolve(process.env.BENCH_LIB), 'index.js'), 'file://').href
+  : new URL('../dist/esm/index.js', import.meta.url).href;
 const now = () => performance.timeOrigin + performance.now();
 const cpuNow = () => {
   const { user, system } = process.cpuUsage();
@@ -40,6 +43,7 @@ async function main() {
   };
   if (argv.includes('--help')) {
     console.log(`usage: node bench/h2.mjs [--quick] [--reps N] [--warm MS] [--round MS] [--only REGEX]
+  BENCH_LIB=DIR  measure another build of the library (default dist/esm)
   --quick      one repetition, shorter rounds
   --reps N     repetitions of every measurement, fresh processes each (default 3)
   --warm MS    warm-up before each measured round (default 1000); --round MS: its length (default 1000)

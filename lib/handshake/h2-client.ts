@@ -82,7 +82,6 @@ export class H2ClientHandshake {
         this.notSupported(NO_EXTENDED_CONNECT, null);
       } else {
         this.pooled = outcome.session;
-        outcome.session.acquire();
         this.request(outcome.session.session);
       }
     }, (error: unknown) => this.fail(new HandshakeError(`connection failed: ${String(error)}`, { cause: error })));
@@ -107,6 +106,7 @@ export class H2ClientHandshake {
       if (decided || this.finished) return;
       decided = true;
       session.off('remoteSettings', decide);
+      session.off('close', decide);
       if (session.closed || session.destroyed) {
         this.fail(new HandshakeError('the HTTP/2 session passed as the http2 option closed before the handshake'));
       } else if (session.encrypted !== (this.options.url.protocol === 'wss:')) {
@@ -124,6 +124,8 @@ export class H2ClientHandshake {
     // Its SETTINGS may have arrived already (without the setting), or not yet: the server's SETTINGS
     // are the first frame it sends (RFC 9113 §3.4), so once a PING comes back they are known.
     session.on('remoteSettings', decide);
+    // A session that fails while connecting never emits 'connect'.
+    session.on('close', decide);
     const ping = (): void => {
       if (!session.ping(() => decide())) decide();
     };
@@ -163,6 +165,7 @@ export class H2ClientHandshake {
     const pooled = this.pooled;
     if (pooled !== null) {
       // The session serves this WebSocket until its stream closes, whatever the outcome.
+      pooled.acquire();
       stream.once('close', () => pooled.release(this.options.idleTimeout));
     }
     stream.on('error', this.onError);

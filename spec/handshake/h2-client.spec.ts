@@ -159,6 +159,23 @@ describe('WebSockets over HTTP/2 (RFC 8441): the client', function () {
       await roundTrip(again, 'again');
     });
 
+    leakFree('a session passed as http2 that fails to connect fails the handshake at once; one whose encryption does not match the URL too', async (guard) => {
+      const closed = http.createServer();
+      await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', () => resolve()));
+      const closedPort = (closed.address() as AddressInfo).port;
+      await closeServer(closed);
+      const failing = http2.connect(`http://127.0.0.1:${closedPort}`);
+      failing.on('error', () => {});
+      const stream = client(guard, `ws://127.0.0.1:${closedPort}/`, { http2: failing });
+      expect((await rejection(stream.opened) as Error).message).to.contain('closed before the handshake');
+
+      const { port } = await ourServer(guard);
+      const plain = http2.connect(`http://127.0.0.1:${port}`);
+      guard.defer(() => closeSession(plain));
+      const mismatch = client(guard, `wss://127.0.0.1:${port}/`, { http2: plain });
+      expect((await rejection(mismatch.opened) as Error).message).to.contain('is not encrypted, and the URL is wss:');
+    });
+
     leakFree('a server reset (RST_STREAM) is an unclean close (1006) of that WebSocket alone', async (guard) => {
       const streams = new Map<string, http2.ServerHttp2Stream>();
       const { port } = await rawH2Server(guard, {}, (stream, headers) => {
