@@ -145,6 +145,19 @@ describe('WebSockets over HTTP/2 (RFC 8441): the server', function () {
       expect(peerB.url).to.match(/\/b$/);
     });
 
+    leakFree('a lost connection is an unclean close (1006) of every WebSocket it carried', async (guard) => {
+      const { server, port, authority, acceptor } = await startH2(guard);
+      const session = await rawSession(guard, port);
+      const socket = guard.lastClientSocket();
+      await rawConnect(session, connectHeaders(authority, '/a'));
+      await rawConnect(session, connectHeaders(authority, '/b'));
+      const peers = [await acceptor.next(), await acceptor.next()];
+      await Promise.all(peers.map((peer) => peer.opened));
+      socket.destroy();
+      for (const peer of peers) expectWebSocketError(await rejection(peer.closed), 1006);
+      expect(server.connectionCount).to.equal(0);
+    });
+
     leakFree('an unclean close on our side resets the stream with CANCEL (a heartbeat without pong)', async (guard) => {
       const { port, authority, acceptor } = await startH2(guard, { heartbeat: { interval: 50, timeout: 50 } }, false);
       const session = await rawSession(guard, port);
