@@ -247,56 +247,173 @@ async function idleClient() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Masking speed, in one process: lib/protocol/mask.ts applyMask against a plain copy.
+// Masking speed, in one process: lib/protocol/mask.ts against a plain copy, ws's JavaScript loop
+// and bufferutil's native one.
+
+/**
+ * GB/s of each of `candidates` over `size` bytes, job.rounds rounds each after a warm-up. The
+ * rounds are interleaved, so that whatever else the machine does weighs on every candidate alike.
+ */
+function throughputs(candidates, size) {
+  const timeFor = (fn, ms) => {
+    let iterations = 0;
+    const batch = Math.max(1, Math.floor(65536 / size));
+    const t0 = now();
+    let t = t0;
+    while (t - t0 < ms) {
+      for (let i = 0; i < batch; i++) fn();
+      iterations += batch;
+      t = now();
+    }
+    return (iterations * size) / ((t - t0) / 1000) / 1e9;
+  };
+  const gbps = {};
+  for (const [name, fn] of Object.entries(candidates)) {
+    timeFor(fn, job.warmMs);
+    gbps[name] = [];
+  }
+  for (let r = 0; r < job.rounds; r++) {
+    for (const [name, fn] of Object.entries(candidates)) gbps[name].push(timeFor(fn, job.roundMs));
+  }
+  return gbps;
+}
 
 async function maskBench() {
   const { importLibrary } = await import('./impls.mjs');
-  const { applyMask } = await importLibrary('protocol/mask.js');
+  const mask = await importLibrary('protocol/mask.js');
+  // Builds from before the WebAssembly kernel (BENCH_LIB) have applyMask alone.
+  const simd = mask.copyMasked === undefined ? null : await importLibrary('protocol/mask-simd.js');
+  const pool = await importLibrary('protocol/frame-pool.js');
   const { createRequire } = await import('node:module');
   const require = createRequire(import.meta.url);
   let bufferutil = null;
   try {
     bufferutil = require('bufferutil');
   } catch {}
+  if (simd !== null && simd.maskKernel() === null) throw new Error('WebAssembly SIMD is unavailable here: only the JavaScript loop would be measured');
+  const key = randomFillSync(Buffer.alloc(4));
+  const results = job.crossover ? crossover(mask, simd, key) : asShipped(mask, simd, pool, bufferutil, key);
+  report({ type: 'mask', results });
+}
+
+/**
+ * Every size through the paths the library takes for it. The payload sits where a frame puts it,
+ * after a 6, 8 or 14 byte header, in the buffer the encoder would get (a pooled one from 16 KiB).
+ */
+function asShipped(mask, simd, pool, bufferutil, key) {
   const bytewise = (source, mask, output, offset, length) => {
     // ws's JavaScript fallback, for reference.
     for (let i = 0; i < length; i++) output[offset + i] = source[i] ^ mask[i & 3];
   };
   const results = [];
-  const key = randomFillSync(Buffer.alloc(4));
   for (const size of job.sizes) {
-    // The payload sits where a client frame puts it: after a 6, 8 or 14 byte header.
     const header = size <= 125 ? 6 : size <= 65535 ? 8 : 14;
-    const frame = randomFillSync(Buffer.allocUnsafeSlow(size + header));
+    const frame = pool.acquireFrameBuffer(size + header) ?? Buffer.allocUnsafeSlow(size + header);
+    randomFillSync(frame, 0, size + header);
     const source = randomFillSync(Buffer.allocUnsafeSlow(size));
+    // A chunk as a socket delivers it: its own buffer, the payload after the header.
+    const chunk = randomFillSync(Buffer.allocUnsafeSlow(size + header));
+    const payload = chunk.subarray(header, header + size);
+    const js = mask.applyMaskJs ?? mask.applyMask;
     const candidates = {
       copy: () => frame.set(source, header),
-      applyMask: () => applyMask(frame, header, header + size, key, 0),
-      'ws JS mask': () => bytewise(source, key, frame, header, size),
+      // In place in the frame: the measure of issue 6's target (masking ≥ 50% of a copy).
+      applyMask: () => mask.applyMask(frame, header, header + size, key, 0),
     };
-    if (bufferutil !== null) candidates.bufferutil = () => bufferutil.mask(source, key, frame, header, size);
-    const row = { size, gbps: {} };
-    for (const [name, fn] of Object.entries(candidates)) {
-      const rounds = [];
-      const timeFor = (ms) => {
-        let iterations = 0;
-        let batch = Math.max(1, Math.floor(65536 / size));
-        const t0 = now();
-        let t = t0;
-        while (t - t0 < ms) {
-          for (let i = 0; i < batch; i++) fn();
-          iterations += batch;
-          t = now();
-        }
-        return (iterations * size) / ((t - t0) / 1000) / 1e9;
+    if (simd !== null) {
+      // A client: copy the payload into its frame and mask it (encodeFrame).
+      candidates['mask: ours'] = () => mask.copyMasked(source, frame, header, key);
+      candidates['mask: ours-js'] = () => {
+        frame.set(source, header);
+        js(frame, header, header + size, key, 0);
       };
-      timeFor(job.warmMs);
-      for (let r = 0; r < job.rounds; r++) rounds.push(timeFor(job.roundMs));
-      row.gbps[name] = rounds;
     }
+    if (bufferutil !== null) candidates['mask: bufferutil'] = () => bufferutil.mask(source, key, frame, header, size);
+    candidates['mask: ws-js'] = () => bytewise(source, key, frame, header, size);
+    // A server: unmask a chunk's payload and copy it into the message's own buffer, as FrameParser
+    // and MessageReader do (ws + bufferutil: unmask in place, then copy).
+    const message = Buffer.allocUnsafeSlow(size);
+    if (simd !== null) {
+      candidates['unmask: ours'] = () => {
+        for (let from = header, phase = 0; from < header + size; ) {
+          const unmasked = mask.unmaskedCopy(chunk, from, header + size, key, phase);
+          if (unmasked === 0) {
+            mask.applyMask(chunk, from, header + size, key, phase);
+            chunk.copy(message, from - header, from, header + size);
+            break;
+          }
+          mask.unmaskScratch().copy(message, from - header, 0, unmasked);
+          mask.releaseUnmaskedCopy();
+          from += unmasked;
+          phase = (phase + unmasked) & 3;
+        }
+      };
+      candidates['unmask: ours-js'] = () => {
+        js(chunk, header, header + size, key, 0);
+        chunk.copy(message, 0, header, header + size);
+      };
+    }
+    if (bufferutil !== null) {
+      candidates['unmask: bufferutil'] = () => {
+        bufferutil.unmask(payload, key);
+        chunk.copy(message, 0, header, header + size);
+      };
+    }
+    const row = { size, gbps: throughputs(candidates, size) };
+    pool.releaseFrameBuffer?.(frame);
     results.push(row);
   }
-  report({ type: 'mask', results });
+  return results;
+}
+
+/**
+ * Each path through the WebAssembly kernel against the JavaScript loop doing the same work, with
+ * the thresholds lifted: where each path starts to win is where mask.ts's KERNEL_MIN_BYTES are.
+ */
+function crossover(mask, simd, key) {
+  if (simd === null) throw new Error('--mask-crossover needs a build with the WebAssembly kernel');
+  const kernel = simd.maskKernel();
+  const saved = { ...mask.KERNEL_MIN_BYTES };
+  for (const name of Object.keys(mask.KERNEL_MIN_BYTES)) mask.KERNEL_MIN_BYTES[name] = 0;
+  const results = [];
+  try {
+    for (const size of job.sizes) {
+      const header = size <= 125 ? 6 : size <= 65535 ? 8 : 14;
+      const plain = randomFillSync(Buffer.allocUnsafeSlow(size + header));
+      const source = randomFillSync(Buffer.allocUnsafeSlow(size));
+      // Bytes in the kernel's memory, as in a pooled frame (the frame arena is past the scratch).
+      const at = simd.FRAME_ARENA_OFFSET;
+      const inKernel = kernel.memory.subarray(at, at + size + header);
+      const paths = {
+        inPlace: [() => mask.applyMask(inKernel, header, header + size, key, 0), () => mask.applyMaskJs(inKernel, header, header + size, key, 0)],
+        roundTrip: [() => mask.applyMask(plain, header, header + size, key, 0), () => mask.applyMaskJs(plain, header, header + size, key, 0)],
+        copy: [
+          () => mask.copyMasked(source, plain, header, key),
+          () => {
+            plain.set(source, header);
+            mask.applyMaskJs(plain, header, header + size, key, 0);
+          },
+        ],
+        unmaskCopy: [
+          () => {
+            mask.unmaskedCopy(plain, header, header + size, key, 0);
+            mask.releaseUnmaskedCopy();
+          },
+          () => mask.applyMaskJs(plain, header, header + size, key, 0),
+        ],
+      };
+      const candidates = {};
+      for (const [name, [viaKernel, viaJs]] of Object.entries(paths)) {
+        candidates[`${name}: kernel`] = viaKernel;
+        candidates[`${name}: js`] = viaJs;
+      }
+      const row = { size, gbps: throughputs(candidates, size) };
+      results.push(row);
+    }
+  } finally {
+    Object.assign(mask.KERNEL_MIN_BYTES, saved);
+  }
+  return results;
 }
 
 // ---------------------------------------------------------------------------------------------

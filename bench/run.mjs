@@ -25,6 +25,7 @@ const value = (name, fallback) => {
 if (flag('--help') || flag('-h')) {
   console.log(`usage: node bench/run.mjs [--quick] [--reps N] [--warm MS] [--warm-large MS] [--round MS] [--rounds N]
                         [--only REGEX] [--cpu-prof] [--no-idle] [--no-mask] [--no-pm-qos]
+                        [--mask-sizes LIST] [--mask-crossover]
   --quick           a one-minute subset (16 B and 64 KiB, this library and ws, echo, masking)
   --reps N          repetitions of every measurement, each with fresh processes (default 2)
   --warm MS         warm-up of a pair before measuring, thrown away (default 1000)
@@ -34,6 +35,9 @@ if (flag('--help') || flag('-h')) {
   --cpu-prof        write a V8 CPU profile of every child to bench/results/prof-<date>/
   --no-idle, --no-mask  skip the idle-connections or the masking measurement
   --no-pm-qos       do not hold /dev/cpu_dma_latency at 0 (idle cores then halt and wake up slowly)
+  --mask-sizes LIST the masking part's sizes in bytes, comma-separated (default 16,1024,65536,1048576)
+  --mask-crossover  the masking part measures each WebAssembly path against the JavaScript loop
+                    instead, to find lib/protocol/mask.ts's KERNEL_MIN_BYTES (with --only mask)
   BENCH_LIB=DIR     measure another build of the library (default dist/esm), e.g. .build/bench-dist
   BENCH_LIB_B=DIR   add a second build as its own rows ("websocketstream-node B"), interleaved`);
   process.exit(0);
@@ -59,6 +63,8 @@ const config = {
   pmQos: !flag('--no-pm-qos'),
   idle: !flag('--no-idle'),
   mask: !flag('--no-mask'),
+  maskSizes: value('--mask-sizes', '16,1024,65536,1048576').split(',').map(Number),
+  maskCrossover: flag('--mask-crossover'),
 };
 
 const CHILD_ENV = {
@@ -430,7 +436,7 @@ async function runIdleTrial(trial) {
 
 async function runMask() {
   const child = spawnPeer(
-    { role: 'mask', sizes: [16, KiB, 64 * KiB, KiB * KiB], warmMs: 100, roundMs: quick ? 60 : 80, rounds: 3 },
+    { role: 'mask', sizes: config.maskSizes, crossover: config.maskCrossover, warmMs: 100, roundMs: quick ? 40 : 50, rounds: 5 },
     { implName: 'mask', profName: 'mask' },
   );
   try {
@@ -605,19 +611,37 @@ function printReport(rows, mask) {
       ),
     );
   }
-  if (mask !== null) {
-    out.push('');
-    out.push('Masking, GB/s in one process (median of 3 rounds); applyMask vs copy is the target ratio (≥ 0.50×)');
-    const names = Object.keys(mask[0].gbps);
-    out.push(
-      table(
-        ['size', ...names, 'applyMask vs copy'],
-        mask.map((row) => [sizeLabel(row.size), ...names.map((n) => fmt(median(row.gbps[n]), 2)), fmtRatio(median(row.gbps.applyMask) / median(row.gbps.copy))]),
-        ['l'],
-      ),
-    );
-  }
+  if (mask !== null) out.push('', ...maskReport(mask));
   return out.join('\n');
+}
+
+/** The masking part's tables: GB/s, and each row as a fraction of a copy or of the JavaScript loop. */
+function maskReport(mask) {
+  const names = Object.keys(mask[0].gbps);
+  const gbps = (row, name) => median(row.gbps[name]);
+  const out = [];
+  if (config.maskCrossover) {
+    const paths = [...new Set(names.map((n) => n.split(':')[0]))];
+    out.push('Masking crossovers: each WebAssembly path / the JavaScript loop doing the same work (median of 5 interleaved rounds; above 1.00× the kernel wins)');
+    out.push(table(['size', ...paths], mask.map((row) => [sizeLabel(row.size), ...paths.map((p) => fmtRatio(gbps(row, `${p}: kernel`) / gbps(row, `${p}: js`)))]), ['l']));
+    for (const p of paths) {
+      // The smallest size from which the kernel wins at every larger size measured.
+      let from = null;
+      for (const row of [...mask].reverse()) {
+        if (gbps(row, `${p}: kernel`) < gbps(row, `${p}: js`)) break;
+        from = row.size;
+      }
+      out.push(`  ${p}: the kernel wins from ${from === null ? 'none of these sizes' : sizeLabel(from)}`);
+    }
+    return out;
+  }
+  out.push('Masking, GB/s in one process (median of 5 interleaved rounds). "mask": copy the payload into its frame and mask it (a client); "unmask": unmask a chunk\'s payload and copy it into the message (a server); applyMask: mask in place in the frame');
+  out.push(table(['size', ...names], mask.map((row) => [sizeLabel(row.size), ...names.map((n) => fmt(gbps(row, n), 2))]), ['l']));
+  const vs = (a, b) => (names.includes(a) && names.includes(b) ? [[`${a} / ${b}`, (row) => fmtRatio(gbps(row, a) / gbps(row, b))]] : []);
+  const ratios = [...vs('applyMask', 'copy'), ...vs('mask: ours', 'mask: bufferutil'), ...vs('mask: ours', 'mask: ours-js'), ...vs('unmask: ours', 'unmask: bufferutil'), ...vs('unmask: ours', 'unmask: ours-js'), ...vs('mask: ours', 'copy')];
+  out.push('');
+  out.push(table(['size', ...ratios.map(([label]) => label)], mask.map((row) => [sizeLabel(row.size), ...ratios.map(([, f]) => f(row))]), ['l']));
+  return out;
 }
 
 function sizeLabel(size) {
@@ -674,13 +698,27 @@ function checkTargets(rows, mask) {
       detail: `${fmt(idle.rssPerConnection / 1024)} KiB RSS per connection, ${fmtRatio(idle.memoryVsWs)} ws`,
     });
   }
-  if (mask !== null) {
-    const ratios = mask.map((row) => ({ size: row.size, ratio: median(row.gbps.applyMask) / median(row.gbps.copy) }));
+  if (mask !== null && !config.maskCrossover) {
+    const ratio = (row, a, b) => median(row.gbps[a]) / median(row.gbps[b]);
+    const ratios = mask.map((row) => ({ size: row.size, ratio: ratio(row, 'applyMask', 'copy') }));
     targets.push({
       target: 'masking ≥ 50% of copy speed',
       met: ratios.every((x) => atLeast(x.ratio, 0.5)),
       detail: ratios.map((x) => `${sizeLabel(x.size)} ${Math.round(x.ratio * 100)}%`).join('; '),
     });
+    // Issue 14: the WebAssembly kernel against bufferutil's native loop, same work, from 64 KiB.
+    for (const [ours, theirs, what] of [
+      ['mask: ours', 'mask: bufferutil', 'masking (copy into the frame + mask)'],
+      ['unmask: ours', 'unmask: bufferutil', 'unmasking (unmask + copy into the message)'],
+    ]) {
+      const large = mask.filter((row) => row.size >= 64 * KiB && row.gbps[ours] && row.gbps[theirs]);
+      if (large.length === 0) continue;
+      targets.push({
+        target: `${what} ≥ bufferutil from 64 KiB`,
+        met: large.every((row) => atLeast(ratio(row, ours, theirs), 1)),
+        detail: large.map((row) => `${sizeLabel(row.size)} ${fmtRatio(ratio(row, ours, theirs))}`).join('; '),
+      });
+    }
   }
   return targets;
 }
@@ -725,9 +763,10 @@ async function main() {
 
   let mask = null;
   if (config.mask && (config.only === null || /mask/.test(config.only))) {
-    process.stdout.write('[mask] applyMask vs copy ... ');
+    process.stdout.write(config.maskCrossover ? '[mask] crossovers ... ' : '[mask] applyMask vs copy ... ');
     mask = await runMask();
-    console.log(mask.map((row) => `${sizeLabel(row.size)} ${fmtRatio(median(row.gbps.applyMask) / median(row.gbps.copy))}`).join(', '));
+    if (config.maskCrossover) console.log('done');
+    else console.log(mask.map((row) => `${sizeLabel(row.size)} ${fmtRatio(median(row.gbps.applyMask) / median(row.gbps.copy))}`).join(', '));
   }
 
   const results = [];
@@ -775,7 +814,7 @@ async function main() {
     console.log(`\n${busyNote}${median(loads) > 0.25 ? ': the machine was shared, treat the figures with care.' : '.'}`);
   }
   console.log(report);
-  console.log('\nTargets (issue 6; ratios within ±20% are noise on this machine):');
+  console.log('\nTargets (issues 6 and 14; ratios within ±20% are noise on this machine):');
   for (const t of targets) console.log(`  ${t.met ? 'met    ' : 'NOT MET'}  ${t.target}: ${t.detail}`);
   const failed = results.filter((r) => r.failed);
   if (failed.length > 0) console.log(`\n${failed.length} trial(s) failed: ${failed.map((r) => `${r.id} (${r.error})`).join('; ')}`);

@@ -1,11 +1,9 @@
 // One WebSocket connection over one socket, after the opening handshake: OPEN → CLOSING → CLOSED.
 import type { Duplex } from 'node:stream';
-import { encodeClosePayload } from './protocol/close.js';
-import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PAYLOAD, MAX_QUEUED_PONG_BYTES, Opcode } from './protocol/constants.js';
-import { encodeFrame, encodeTextFrame, headerLength } from './protocol/frame-encoder.js';
-import { acquireFrameBuffer, releaseFrameBuffer } from './protocol/frame-pool.js';
+import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PAYLOAD, DEFAULT_SEND_BUFFER_BYTES, MAX_QUEUED_PONG_BYTES } from './protocol/constants.js';
 import type { ProtocolError, Role } from './protocol/frame-parser.js';
 import { MessageReader, type MessageSink } from './protocol/message-reader.js';
+import { MessageWriter, type FrameOutput } from './protocol/message-writer.js';
 import { PerMessageDeflate, type DeflateParams } from './protocol/permessage-deflate.js';
 
 export type ConnectionState = 'open' | 'closing' | 'closed';
@@ -14,6 +12,8 @@ export interface ConnectionOptions {
   role: Role;
   maxPayload?: number;
   closeTimeout?: number;
+  /** The bounded send buffer, in bytes (DEFAULT_SEND_BUFFER_BYTES). */
+  sendBufferBytes?: number;
   /** permessage-deflate parameters, when the handshake negotiated it. */
   deflate?: DeflateParams | null;
   /** Ping the peer every `interval` ms; no pong within `timeout` ms means the connection is lost. */
@@ -29,7 +29,7 @@ export interface HeartbeatOptions {
 
 /** How a connection ended. */
 export interface ConnectionCloseInfo {
-  /** RFC 6455 §7.1.4 / Chrome: both close frames exchanged, no write left unflushed, then TCP closed. */
+  /** RFC 6455 §7.1.4 / Chrome: both close frames exchanged, no write left waiting, then TCP closed. */
   wasClean: boolean;
   /** The first valid close frame received; null if none arrived. */
   received: { code: number | null; reason: string } | null;
@@ -47,43 +47,46 @@ export interface ConnectionEvents {
   onPeerClose(code: number | null, reason: string): boolean;
   /** A held reply to the peer's close frame may wait no longer: call `replyToPeerClose()`. */
   onReplyDue(): void;
+  /** A send() that did not fit the send buffer is now accepted: the socket has drained to the bound. */
+  onSendReady(): void;
   onClosed(info: ConnectionCloseInfo): void;
 }
 
 /** A socket the connection can own: a net.Socket or tls.TLSSocket in practice. */
 export type ConnectionSocket = Duplex & { setNoDelay?(noDelay?: boolean): unknown };
 
+/** The connection that owns a socket, found from the socket in the shared listeners below. */
+const kConnection = Symbol('websocket connection');
+type OwnedSocket = ConnectionSocket & { [kConnection]?: Connection };
+
 /**
  * Owns the socket once the handshake is done: it alone writes to or ends it. Shared by both roles;
- * the role decides who masks and who closes TCP first (RFC 6455 §7.1.1: the server).
+ * the role decides who masks and who closes TCP first (RFC 6455 §7.1.1: the server). Incoming
+ * bytes go socket → MessageReader → this → events; outgoing messages go send() → MessageWriter →
+ * this (as its FrameOutput) → socket.
  */
-export class Connection implements MessageSink {
+export class Connection implements MessageSink, FrameOutput {
   state: ConnectionState = 'open';
   private readonly reader: MessageReader;
-  private readonly masked: boolean;
+  private readonly writer: MessageWriter;
   private readonly closeTimeout: number;
+  private readonly sendBufferBytes: number;
   private closeTimer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private pongTimer: NodeJS.Timeout | null = null;
   private started = false;
   /** The reader wants no more messages for now (readable backpressure). */
   private paused = false;
+  /** A send() is waiting for the socket to drain to the send buffer's bound. */
+  private sendWaiting = false;
+  /** The batch's flush is scheduled (see scheduleFlush). */
+  private flushScheduled = false;
 
   private closeSent = false;
   private closeFlushed = false;
   private received: { code: number | null; reason: string } | null = null;
   private failure: Error | null = null;
-  /** Data frames handed to the socket and not yet reported flushed. */
-  private unflushedWrites = 0;
   private readonly deflate: PerMessageDeflate | null;
-  /**
-   * With permessage-deflate, frames leave in order through this queue: a message being compressed
-   * on the threadpool holds back everything after it (a close frame above all).
-   */
-  private readonly outQueue: Array<(next: () => void) => void> = [];
-  private outBusy = false;
-  /** Bytes of pongs waiting in outQueue (they count against MAX_QUEUED_PONG_BYTES). */
-  private queuedPongBytes = 0;
   /** The socket ended or closed while parsing waited for an inflate. */
   private endPending = false;
   private closePending = false;
@@ -93,22 +96,24 @@ export class Connection implements MessageSink {
     private readonly options: ConnectionOptions,
     private readonly events: ConnectionEvents,
   ) {
-    this.masked = options.role === 'client';
     this.closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
+    this.sendBufferBytes = options.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES;
     const maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
     this.deflate = options.deflate ? new PerMessageDeflate(options.deflate, maxPayload) : null;
     this.reader = new MessageReader(this, { role: options.role, maxPayload, deflate: this.deflate });
+    this.writer = new MessageWriter(this, options.role, this.deflate);
     socket.pause();
-    socket.on('error', this.onSocketError);
-    socket.on('end', this.onSocketEnd);
-    socket.on('close', this.onSocketClose);
+    (socket as OwnedSocket)[kConnection] = this;
+    socket.on('error', onSocketError);
+    socket.on('end', onSocketEnd);
+    socket.on('close', onSocketClose);
   }
 
   /** Starts reading: first `head` (bytes that came with the handshake), then the socket. */
   start(head: Buffer): void {
     if (this.started || this.state === 'closed') return;
     this.started = true;
-    this.socket.on('data', this.onData);
+    this.socket.on('data', onSocketData);
     if (head.length > 0) this.onData(head);
     this.updateReading();
     const heartbeat = this.options.heartbeat;
@@ -121,7 +126,7 @@ export class Connection implements MessageSink {
    */
   private readonly beat = (): void => {
     if (this.state !== 'open' || this.pongTimer !== null || this.reader.busy || this.paused) return;
-    this.writeControl(encodeFrame(Opcode.PING, Buffer.alloc(0), { masked: this.masked }));
+    this.writer.ping(EMPTY);
     const timeout = this.options.heartbeat!.timeout ?? this.options.heartbeat!.interval;
     const pongTimer = setTimeout(
       afterPendingReads(() => {
@@ -140,7 +145,7 @@ export class Connection implements MessageSink {
   pause(): void {
     this.paused = true;
     // Once the peer is gone (end or close waiting behind an inflate), what was read must be parsed.
-    this.reader.holdInflation = !this.closeSent && !this.endPending && !this.closePending;
+    if (!this.closeSent && !this.endPending && !this.closePending) this.reader.holdInflation();
     this.updateReading();
   }
 
@@ -160,102 +165,72 @@ export class Connection implements MessageSink {
     else this.socket.resume();
   }
 
+  /** Data frames may still be sent: our close frame is not out yet and the socket is open. */
+  get canSend(): boolean {
+    return !this.closeSent && this.state !== 'closed';
+  }
+
+  /** Bytes sent and not yet taken by the kernel: in the socket, in the writer's batch, behind a compression. */
+  private get unsentBytes(): number {
+    return this.socket.writableLength + this.writer.bufferedBytes;
+  }
+
   /**
-   * Sends one message. `callback(true)` once the frame is flushed to the kernel with the socket
-   * still open; `callback(false)` if the socket went away first (Node then reports the write
-   * without an error, so that case is told apart here).
+   * Sends one message (after `canSend` was checked). Returns true when it fits the bounded send
+   * buffer: the write is accepted. Otherwise the frame is queued all the same, and onSendReady()
+   * follows once the socket has drained to the bound.
    */
-  send(data: string | Uint8Array, callback: (flushed: boolean) => void): void {
-    this.unflushedWrites++;
-    const written = (error?: Error | null): void => {
-      if (error == null && !this.socket.destroyed) {
-        this.unflushedWrites--;
-        callback(true);
-      } else {
-        callback(false);
-      }
-    };
-    const deflate = this.deflate;
-    if (deflate === null) {
-      const pooled = typeof data === 'string' ? undefined : acquireFrameBuffer(headerLength(data.byteLength, this.masked) + data.byteLength);
-      if (pooled === undefined) {
-        this.socket.write(this.dataFrame(data), written);
-      } else {
-        this.socket.write(encodeFrame(Opcode.BINARY, data as Uint8Array, { masked: this.masked }, pooled), (error) => {
-          // The socket no longer refers to the frame once its write called back.
-          releaseFrameBuffer(pooled);
-          written(error);
-        });
-      }
+  send(data: string | Uint8Array): boolean {
+    this.writer.send(data);
+    if (this.unsentBytes <= this.sendBufferBytes) return true;
+    this.sendWaiting = true;
+    return false;
+  }
+
+  // FrameOutput: where the writer's bytes go.
+
+  write(bytes: Buffer, written?: (error?: Error | null) => void): void {
+    if (this.socket.destroyed) {
+      written?.(new Error('the socket is closed'));
       return;
     }
-    const opcode = typeof data === 'string' ? Opcode.TEXT : Opcode.BINARY;
-    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    if (bytes.byteLength < deflate.params.threshold) {
-      // Encoded now: the caller's bytes must be copied before send() returns.
-      const frame = encodeFrame(opcode, bytes, { masked: this.masked });
-      this.enqueue((next) => {
-        this.socket.write(frame, written);
-        next();
-      });
-      return;
-    }
-    // zlib takes its input now, so later changes to the caller's buffer cannot reach the message.
-    const input = typeof data === 'string' ? bytes : Buffer.from(bytes);
-    this.enqueue((next) => {
-      deflate.compress(input, (error, compressed) => {
-        if (error !== null || this.socket.destroyed) {
-          written(error ?? new Error('socket closed'));
-        } else {
-          // RFC 7692 §6: RSV1 on the first (here: only) frame of a compressed message.
-          this.socket.write(encodeFrame(opcode, compressed!, { masked: this.masked, rsv1: true }), written);
-        }
-        next();
-      });
-    });
+    this.socket.write(
+      bytes,
+      written === undefined
+        ? this.afterWrite
+        : (error) => {
+            written(error);
+            this.afterWrite(error);
+          },
+    );
   }
 
-  private dataFrame(data: string | Uint8Array): Buffer {
-    return typeof data === 'string'
-      ? encodeTextFrame(Opcode.TEXT, data, { masked: this.masked })
-      : encodeFrame(Opcode.BINARY, data, { masked: this.masked });
+  flushNeeded(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    scheduleFlush(this);
   }
 
-  /** Writes a control frame after every data frame queued before it. */
-  private writeControl(frame: Buffer, callback?: (error?: Error | null) => void): void {
-    if (this.deflate === null) {
-      this.socket.write(frame, callback);
-      return;
-    }
-    this.enqueue((next) => {
-      if (!this.socket.destroyed) this.socket.write(frame, callback);
-      next();
-    });
+  end(): void {
+    if (!this.socket.destroyed) this.socket.end();
   }
 
-  private enqueue(task: (next: () => void) => void): void {
-    this.outQueue.push(task);
-    if (!this.outBusy) this.drainOutQueue();
+  /** The scheduled flush: frames sent during the task that just ended leave in one write. */
+  flushBatch(): void {
+    this.flushScheduled = false;
+    if (this.state !== 'closed') this.writer.flush();
   }
 
-  private drainOutQueue(): void {
-    while (this.outQueue.length > 0) {
-      const task = this.outQueue.shift()!;
-      let synchronous = true;
-      let finished = false;
-      this.outBusy = true;
-      task(() => {
-        finished = true;
-        if (!synchronous) {
-          this.outBusy = false;
-          this.drainOutQueue();
-        }
-      });
-      synchronous = false;
-      if (!finished) return;
-      this.outBusy = false;
-    }
-  }
+  /**
+   * After every socket write: a send that waited for room goes on once the bytes not yet taken
+   * by the kernel are back at the bound. A failed write, or a socket destroyed meanwhile (Node
+   * then calls this without an error), sent nothing: the close settles the waiting write.
+   */
+  private readonly afterWrite = (error?: Error | null): void => {
+    if (!this.sendWaiting || error != null || this.socket.destroyed || this.unsentBytes > this.sendBufferBytes) return;
+    this.sendWaiting = false;
+    this.events.onSendReady();
+  };
 
   /** Starts the closing handshake (RFC 6455 §7.1.2); `code` null sends a close frame with no body. */
   close(code: number | null, reason = ''): void {
@@ -280,21 +255,9 @@ export class Connection implements MessageSink {
   onPing(payload: Uint8Array): void {
     // RFC 6455 §5.5.2: answer with a pong carrying the same payload, unless we are done sending.
     // A peer that floods pings without reading our pongs gets no more of them once that many bytes
-    // wait in the socket (§5.5.3 allows answering only the most recent ping).
-    if (this.closeSent || this.socket.writableLength + this.queuedPongBytes > MAX_QUEUED_PONG_BYTES) return;
-    const pong = encodeFrame(Opcode.PONG, payload, { masked: this.masked });
-    if (this.deflate === null) {
-      this.socket.write(pong);
-      return;
-    }
-    // Behind a message being compressed, the pong waits in outQueue where writableLength cannot
-    // see it: count it until it reaches the socket.
-    this.queuedPongBytes += pong.length;
-    this.enqueue((next) => {
-      this.queuedPongBytes -= pong.length;
-      if (!this.socket.destroyed) this.socket.write(pong);
-      next();
-    });
+    // wait unsent (§5.5.3 allows answering only the most recent ping).
+    if (this.closeSent || this.unsentBytes > MAX_QUEUED_PONG_BYTES) return;
+    this.writer.pong(payload);
   }
 
   onPong(): void {
@@ -326,14 +289,9 @@ export class Connection implements MessageSink {
     // RFC 6455 §5.5.1: echo the close unless ours was already sent; 1005 is never put on the wire.
     if (!this.closeSent) this.sendClose(received.code, received.reason);
     // RFC 6455 §7.1.1: the server closes TCP first; the client waits for it, within the timeout.
-    if (this.options.role === 'server') this.endSocket();
+    if (this.options.role === 'server') this.writer.end();
     this.startCloseTimer();
     this.updateReading();
-  }
-
-  /** Data frames may still be sent: our close frame is not out yet and the socket is open. */
-  get canSend(): boolean {
-    return !this.closeSent && this.state !== 'closed';
   }
 
   onProtocolError(error: ProtocolError): void {
@@ -343,49 +301,38 @@ export class Connection implements MessageSink {
   onReadResumed(): void {
     if (this.endPending) {
       this.endPending = false;
-      this.onSocketEnd();
+      this.onEnd();
     }
     if (this.closePending) {
       this.closePending = false;
-      this.onSocketClose();
+      this.onSocketClosed();
       return;
     }
     this.updateReading();
   }
 
-  private readonly onData = (chunk: Buffer): void => {
+  onData(chunk: Buffer): void {
     if (this.state === 'closed') return;
     this.reader.push(chunk);
     if (this.reader.busy) this.updateReading();
-  };
-
-  /** Ends TCP after every queued frame (RFC 6455 §7.1.1: the server closes first). */
-  private endSocket(): void {
-    if (this.deflate === null) this.socket.end();
-    else
-      this.enqueue((next) => {
-        this.socket.end();
-        next();
-      });
   }
 
   /** RFC 6455 §7.1.7: fail the connection: send a close frame with the code, then close TCP. */
   private fail(code: number, error: Error): void {
     this.failure = error;
-    this.reader.parser.stop();
+    this.reader.stop();
     if (!this.closeSent) this.sendClose(code, error.message);
     this.state = 'closing';
-    this.endSocket();
+    this.writer.end();
     this.startCloseTimer();
     this.updateReading();
   }
 
   private sendClose(code: number | null, reason: string): void {
     this.closeSent = true;
-    this.reader.discardMessages = true;
+    this.reader.discardMessages();
     this.reader.releaseInflation();
-    const frame = encodeFrame(Opcode.CLOSE, encodeClosePayload(code, reason), { masked: this.masked });
-    this.writeControl(frame, (error) => {
+    this.writer.close(code, reason, (error) => {
       if (error == null && !this.socket.destroyed) this.closeFlushed = true;
     });
   }
@@ -414,7 +361,7 @@ export class Connection implements MessageSink {
         if (this.received === null) {
           this.failure ??= new Error(`no close frame from the peer within ${this.closeTimeout} ms`);
         }
-        // With both close frames exchanged, a late TCP close is still a clean close (spec-notes §3).
+        // With both close frames exchanged, a late TCP close is still a clean close.
         this.socket.destroy();
       }),
       this.closeTimeout,
@@ -422,18 +369,17 @@ export class Connection implements MessageSink {
     this.closeTimer = closeTimer;
   }
 
-  private readonly onSocketError = (error: Error): void => {
+  onError(error: Error): void {
     // A reset after both close frames went through does not undo a completed closing handshake.
     if (this.received === null || !this.closeFlushed) this.failure ??= error;
-  };
+  }
 
-  private readonly onSocketEnd = (): void => {
+  onEnd(): void {
     // The peer is done sending: what was read must now be parsed, backpressure or not.
     this.reader.releaseInflation();
     // Bytes read before the FIN may still wait behind an inflate: handle the end after them.
     if (this.reader.busy) {
       this.endPending = true;
-      this.reader.holdInflation = false;
       return;
     }
     if (this.received === null) {
@@ -446,29 +392,72 @@ export class Connection implements MessageSink {
     // A held reply still has to go out; replyToPeerClose() ends our side after it.
     if (!this.closeSent) return;
     // Upgraded sockets from node:http allow half-open connections: finish our side too.
-    this.socket.end();
-  };
+    this.writer.end();
+  }
 
-  private readonly onSocketClose = (): void => {
+  onSocketClosed(): void {
     if (this.state === 'closed') return;
     this.reader.releaseInflation();
     // As for the FIN: a close frame may already be read but still wait behind an inflate.
     if (this.reader.busy) {
       this.closePending = true;
-      this.reader.holdInflation = false;
       return;
     }
     this.state = 'closed';
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
     this.closeTimer = null;
     this.stopHeartbeat();
-    this.socket.off('data', this.onData);
+    const socket = this.socket as OwnedSocket;
+    socket.off('data', onSocketData);
+    socket[kConnection] = undefined;
     this.deflate?.close();
     if (this.received === null) this.failure ??= new Error('the connection closed without a close frame');
-    const wasClean =
-      this.received !== null && this.closeSent && this.closeFlushed && this.failure === null && this.unflushedWrites === 0;
+    const wasClean = this.received !== null && this.closeSent && this.closeFlushed && this.failure === null && !this.sendWaiting;
     this.events.onClosed({ wasClean, received: this.received, error: wasClean ? null : this.failure });
-  };
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+// The socket's listeners, shared by every connection: a closure per connection would cost memory
+// for the life of each one.
+
+function onSocketData(this: OwnedSocket, chunk: Buffer): void {
+  this[kConnection]?.onData(chunk);
+}
+
+function onSocketError(this: OwnedSocket, error: Error): void {
+  this[kConnection]?.onError(error);
+}
+
+function onSocketEnd(this: OwnedSocket): void {
+  this[kConnection]?.onEnd();
+}
+
+function onSocketClose(this: OwnedSocket): void {
+  this[kConnection]?.onSocketClosed();
+}
+
+/**
+ * Frames sent in one task go out together: the first send of a task asks for a flush, and one
+ * setImmediate (the check phase, right after the poll phase that delivered the messages being
+ * answered) flushes every connection that asked.
+ */
+let toFlush: Connection[] = [];
+let flushPending = false;
+
+function scheduleFlush(connection: Connection): void {
+  toFlush.push(connection);
+  if (flushPending) return;
+  flushPending = true;
+  setImmediate(flushAll);
+}
+
+function flushAll(): void {
+  flushPending = false;
+  const connections = toFlush;
+  toFlush = [];
+  for (const connection of connections) connection.flushBatch();
 }
 
 /**

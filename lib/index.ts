@@ -24,3 +24,4 @@ export type { ExtendedConnectRequest } from './handshake/h2-server.js';
 export type { Refusal } from './handshake/server.js';
 export type { PerMessageDeflateOptions } from './protocol/permessage-deflate.js';
 export type { ProxyOptions } from './handshake/proxy.js';
+export type { ConnectOptions, CreateConnection } from './handshake/transport.js';

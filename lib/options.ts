@@ -108,6 +108,8 @@ export interface WebSocketStreamServerOptions extends ServerHandshakeOptions {
   port?: number;
   /** Host to listen on; default all interfaces, like node:http. */
   host?: string;
+  /** Listen on this Unix domain socket path instead of a port (Node only; clients use ws+unix: URLs). */
+  socketPath?: string;
   /** Listen with TLS (wss://): options for https.createServer (key, cert, …). */
   tls?: tls.TlsOptions;
   /**
@@ -149,6 +151,7 @@ export interface ResolvedServerHandshake {
 export interface ResolvedServerOptions extends ResolvedServerHandshake {
   readonly port: number | undefined;
   readonly host: string | undefined;
+  readonly socketPath: string | undefined;
   readonly tls: tls.TlsOptions | undefined;
   readonly http2: boolean;
   readonly server: AttachableServer | undefined;
@@ -210,13 +213,19 @@ export function resolveServerOptions(options: unknown): ResolvedServerOptions {
   const port = given.port as number | undefined;
   const tlsOptions = given.tls as tls.TlsOptions | undefined;
   const path = given.path;
-  if (server === undefined && port === undefined) {
-    throw new TypeError('WebSocketStreamServer needs a port to listen on or a server to attach to');
+  const socketPath = given.socketPath;
+  const host = given.host as string | undefined;
+  if (server === undefined && port === undefined && socketPath === undefined) {
+    throw new TypeError('WebSocketStreamServer needs a port or a socketPath to listen on, or a server to attach to');
   }
   const useHttp2 = given.http2;
   if (useHttp2 !== undefined && typeof useHttp2 !== 'boolean') throw new TypeError('http2 must be a boolean');
-  if (server !== undefined && (port !== undefined || tlsOptions !== undefined || useHttp2 !== undefined)) {
-    throw new TypeError('port, tls and http2 are for a server that listens itself; they cannot go with server');
+  if (server !== undefined && (port !== undefined || tlsOptions !== undefined || socketPath !== undefined || useHttp2 !== undefined)) {
+    throw new TypeError('port, socketPath, tls and http2 are for a server that listens itself; they cannot go with server');
+  }
+  if (socketPath !== undefined) {
+    if (typeof socketPath !== 'string' || socketPath === '') throw new TypeError('socketPath must be a non-empty path');
+    if (port !== undefined || host !== undefined) throw new TypeError('socketPath listens on a Unix domain socket: give it without port and host');
   }
   if (server !== undefined && (typeof server !== 'object' || server === null || typeof server.on !== 'function')) {
     throw new TypeError('server must be an http.Server, https.Server or an http2 server');
@@ -225,7 +234,8 @@ export function resolveServerOptions(options: unknown): ResolvedServerOptions {
   return {
     ...handshake,
     port,
-    host: given.host as string | undefined,
+    host,
+    socketPath,
     tls: tlsOptions,
     http2: useHttp2 === true,
     server,

@@ -136,10 +136,12 @@ export class WebSocketStreamServer {
     this.#removeRoute = addUpgradeRoute(httpServer, this.#route);
     this.listening = new Promise<void>((resolve, reject) => {
       httpServer.once('error', reject);
-      httpServer.listen(resolved.port ?? 0, resolved.host, () => {
+      const onListening = (): void => {
         httpServer.off('error', reject);
         resolve();
-      });
+      };
+      if (resolved.socketPath !== undefined) httpServer.listen(resolved.socketPath, onListening);
+      else httpServer.listen(resolved.port ?? 0, resolved.host, onListening);
     });
     this.listening.catch(() => {});
   }

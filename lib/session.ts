@@ -231,7 +231,12 @@ export class Session implements ConnectionEvents {
     this.close(code, text);
   }
 
-  private write(chunk: unknown): Promise<void> {
+  /**
+   * The sink's write: resolves at once (undefined) when the frame fits the bounded send buffer,
+   * else once the socket has drained to its bound (onSendReady), or rejects when the connection
+   * closes first (onClosed).
+   */
+  private write(chunk: unknown): Promise<void> | undefined {
     let data: WebSocketMessage;
     try {
       data = toMessageData(chunk);
@@ -242,16 +247,9 @@ export class Session implements ConnectionEvents {
     if (!connection.canSend) {
       return Promise.reject(invalidState('the WebSocket is closing: nothing more can be sent'));
     }
+    if (connection.send(data)) return undefined;
     return new Promise<void>((resolve, reject) => {
-      const entry = { resolve, reject };
-      this.inflight = entry;
-      connection.send(data, (flushed) => {
-        // A write the socket never flushed stays pending until the close settles it (onClosed).
-        if (flushed && this.inflight === entry) {
-          this.inflight = null;
-          resolve();
-        }
-      });
+      this.inflight = { resolve, reject };
     });
   }
 
@@ -362,6 +360,12 @@ export class Session implements ConnectionEvents {
       this.writableError = invalidState('the peer closed the WebSocket');
       this.writableController?.error(this.writableError);
     }
+  }
+
+  onSendReady(): void {
+    const inflight = this.inflight;
+    this.inflight = null;
+    inflight?.resolve();
   }
 
   onReplyDue(): void {

@@ -5,6 +5,7 @@ import { ClientHandshake, type ClientHandshakeResult } from './handshake/client.
 import { H2ClientHandshake, type Http2Mode } from './handshake/h2-client.js';
 import { isToken, isValidHeaderValue } from './handshake/http.js';
 import { resolveProxy, toProxySetting, type ProxyOptions } from './handshake/proxy.js';
+import { isUnixSocketUrl, toCreateConnection, unixSocketTarget, type CreateConnection } from './handshake/transport.js';
 import {
   DEFAULT_CLOSE_TIMEOUT,
   DEFAULT_HANDSHAKE_TIMEOUT,
@@ -51,20 +52,31 @@ export interface WebSocketStreamOptions {
    */
   heartbeat?: HeartbeatOptions;
   /**
-   * Connect through an HTTP(S) proxy with CONNECT (Node only). A proxy URL (`'http://user:pass@host:3128'`,
-   * `https:` for TLS to the proxy; percent-encoded credentials are sent as Basic Proxy-Authorization);
-   * `'env'` to use `https_proxy`/`HTTPS_PROXY` (wss:) or `http_proxy`/`HTTP_PROXY` (ws:) unless
-   * `no_proxy`/`NO_PROXY` matches; `{ url, tls }` to add tls.connect options for an https: proxy.
-   * Default: no proxy (the environment is read only with `'env'`). Invalid values throw TypeError.
+   * Connect through a proxy (Node only). An HTTP(S) proxy URL (`'http://user:pass@host:3128'`,
+   * `https:` for TLS to the proxy; percent-encoded credentials are sent as Basic Proxy-Authorization)
+   * for a CONNECT tunnel; a SOCKS5 proxy URL (`'socks5://user:pass@host:1080'` resolves the server's
+   * name here, `socks5h://` lets the proxy resolve it; credentials are sent as RFC 1929
+   * username/password); `'env'` to use `https_proxy`/`HTTPS_PROXY` (wss:) or `http_proxy`/`HTTP_PROXY`
+   * (ws:), else `all_proxy`/`ALL_PROXY`, unless `no_proxy`/`NO_PROXY` matches; `{ url, tls }` to add
+   * tls.connect options for an https: proxy. Default: no proxy (the environment is read only with
+   * `'env'`). Invalid values throw TypeError.
    */
   proxy?: string | URL | false | null | ProxyOptions;
+  /**
+   * Bring your own transport (Node only): called once, from the constructor, with a copy of the URL
+   * and the options the library would pass to net.connect or tls.connect; returns a stream.Duplex,
+   * connected or connecting, or a promise of one. For wss: the library runs TLS over it unless it
+   * is a tls.TLSSocket already. Cannot be combined with `proxy`.
+   */
+  createConnection?: CreateConnection;
   /**
    * WebSockets over HTTP/2 (RFC 8441, Node only). `false` (default): the HTTP/1.1 upgrade.
    * `true`: HTTP/2 only, as one stream of a session shared by the WebSockets to the same origin
    * (wss: negotiates h2 by ALPN; ws: speaks h2c with prior knowledge); the handshake fails if
    * the server does not speak HTTP/2 or does not enable extended CONNECT. `'prefer'`: the same
    * when the server allows it, else the HTTP/1.1 upgrade. A `ClientHttp2Session` (from
-   * http2.connect): a stream on that session, which stays yours to close. Not with `proxy`.
+   * http2.connect): a stream on that session, which stays yours to close. Not with `proxy`,
+   * `createConnection` or ws+unix: URLs.
    */
   http2?: boolean | 'prefer' | http2.ClientHttp2Session;
   /** Milliseconds a shared HTTP/2 session stays open once it carries no WebSocket. Default 5 000. */
@@ -152,9 +164,12 @@ export class WebSocketStream {
     const rawDeflate = dictionary.perMessageDeflate;
     const perMessageDeflate = normalizeDeflateOptions(rawDeflate === undefined ? true : rawDeflate, 'perMessageDeflate');
     const proxySetting = toProxySetting(dictionary.proxy);
+    const createConnection = toCreateConnection(dictionary.createConnection);
+    if (createConnection !== null && proxySetting !== null) throw new TypeError('createConnection cannot be combined with proxy: it brings the whole connection');
     const http2Mode = toHttp2Mode(dictionary.http2);
     const http2IdleTimeout = timeoutOption(dictionary.http2IdleTimeout, 'http2IdleTimeout', DEFAULT_HTTP2_IDLE_TIMEOUT);
     if (http2Mode !== null) {
+      if (createConnection !== null) throw new TypeError('http2 cannot be combined with createConnection');
       if (typeof http2Mode === 'object' && tlsOptions !== undefined) {
         throw new TypeError('tls is for connections this library opens; the HTTP/2 session passed as http2 has its own');
       }
@@ -170,6 +185,7 @@ export class WebSocketStream {
     if (http2Mode !== null && proxy !== null) {
       throw new TypeError('http2 cannot be combined with a proxy: WebSockets over HTTP/2 connect directly');
     }
+    if (http2Mode !== null && isUnixSocketUrl(parsed)) throw new TypeError('http2 takes ws: and wss: URLs, not Unix domain sockets');
     this.#url = parsed.href;
     const session = new Session(sessionOptions);
     this.#session = session;
@@ -202,7 +218,7 @@ export class WebSocketStream {
       // After an HTTP/2 attempt, the HTTP/1.1 handshake has what is left of the same deadline.
       const timeout = Math.max(1, handshakeTimeout - (Date.now() - startedAt));
       const handshake = new ClientHandshake(
-        { url: parsed, protocols, headers, tls: tlsOptions, handshakeTimeout: timeout, maxHandshakeHead, perMessageDeflate, proxy, connected },
+        { url: parsed, protocols, headers, tls: tlsOptions, handshakeTimeout: timeout, maxHandshakeHead, perMessageDeflate, proxy, createConnection, connected },
         done,
       );
       session.handshakeStarted(() => handshake.cancel());
@@ -260,7 +276,10 @@ export class WebSocketStream {
 
 Object.defineProperty(WebSocketStream.prototype, Symbol.toStringTag, { value: 'WebSocketStream', configurable: true });
 
-/** WHATWG WebSockets "the WebSocket URL": ws/wss (http/https mapped), no fragment. */
+/**
+ * WHATWG WebSockets "the WebSocket URL": ws/wss (http/https mapped), no fragment; plus, as a
+ * Node-only extension, ws+unix: and wss+unix: for Unix domain sockets.
+ */
 function parseWebSocketUrl(input: string): URL {
   let url: URL;
   try {
@@ -270,11 +289,12 @@ function parseWebSocketUrl(input: string): URL {
   }
   if (url.protocol === 'http:') url.protocol = 'ws:';
   else if (url.protocol === 'https:') url.protocol = 'wss:';
-  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
-    throw new DOMException(`URL scheme must be ws, wss, http or https, not ${url.protocol.slice(0, -1)}`, 'SyntaxError');
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:' && !isUnixSocketUrl(url)) {
+    throw new DOMException(`URL scheme must be ws, wss, http or https (or ws+unix, wss+unix), not ${url.protocol.slice(0, -1)}`, 'SyntaxError');
   }
   // The serialization keeps even an empty fragment ("#"), which url.hash reports as "".
   if (url.href.includes('#')) throw new DOMException('a WebSocket URL cannot have a fragment', 'SyntaxError');
+  if (isUnixSocketUrl(url)) unixSocketTarget(url);
   return url;
 }
 

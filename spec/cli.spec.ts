@@ -10,9 +10,20 @@ import { WebSocketStream, WebSocketStreamServer, type ServerWebSocketStream, typ
 import { acceptHandshake, CLI, cleanUp, cli, closedPort, onCleanup, plainEnv, program, rawServer, serve, SGR } from './helpers/cli.js';
 import { fixtures } from './helpers/raw-peer.js';
 import { Acceptor, echo, portOf, rawConnect } from './helpers/server-helpers.js';
+import { startSocksServer } from './helpers/socks-server.js';
 
 const CERT = path.join(fixtures, 'cert.pem');
 const KEY = path.join(fixtures, 'key.pem');
+
+/** Server side: every message the client sends, until it closes. */
+async function collect(stream: ServerWebSocketStream, into: WebSocketMessage[]): Promise<void> {
+  try {
+    const { readable } = await stream.opened;
+    for await (const message of readable as unknown as AsyncIterable<WebSocketMessage>) into.push(message);
+  } catch {
+    // An unclean close: the test says what it expected.
+  }
+}
 
 /** Our own server in this process, echoing unless told otherwise. */
 async function server(
@@ -118,7 +129,7 @@ describe('wss (the command-line tool)', () => {
         expect(connect.stdout).to.include(option);
       }
       expect(serveHelp.stdout).to.match(/^Usage: wss serve \[options\]/);
-      for (const option of ['--mode', '--port', '--host', '--tls-cert', '--tls-key', '--protocols', '--deflate', '--ping', '--json', '--binary-format', 'broadcast', 'print']) {
+      for (const option of ['--mode', '--port', '--host', '--socket', '--tls-cert', '--tls-key', '--protocols', '--deflate', '--ping', '--json', '--binary-format', 'broadcast', 'print']) {
         expect(serveHelp.stdout).to.include(option);
       }
       expect(helpConnect.stdout).to.equal(connect.stdout);
@@ -144,6 +155,8 @@ describe('wss (the command-line tool)', () => {
         [['connect', '--verbose', '--quiet', 'ws://127.0.0.1:1/'], /--verbose and --quiet contradict each other/],
         [['connect', '--wait', 'soon', 'ws://127.0.0.1:1/'], /--wait must be a whole number/],
         [['serve', '--json'], /--json and --binary-format apply to --mode print only/],
+        [['serve', '--socket', '/tmp/x.sock', '--port', '1'], /--socket listens on a Unix domain socket instead of --host and --port/],
+        [['serve', '--socket', ''], /--socket needs a path/],
       ];
       const runs = cases.map(([args]) => cli(args));
       for (const [index, run] of runs.entries()) {
@@ -288,6 +301,22 @@ describe('wss (the command-line tool)', () => {
       expect(await peer.stream.closed).to.deep.equal({ closeCode: 1001, reason: 'server shutting down' });
       expect(await run.exited).to.deep.equal({ code: 0, signal: null });
       expect(run.stderr).to.match(/stopped\n$/);
+    });
+
+    it('--socket listens on a Unix domain socket; SIGTERM removes it', async () => {
+      const directory = await mkdtemp(path.join(os.tmpdir(), 'wss-cli-'));
+      onCleanup(() => rm(directory, { recursive: true, force: true }));
+      const socketPath = path.join(directory, 'serve.sock');
+      const run = cli(['serve', '--socket', socketPath]);
+      await run.waitFor('stderr', /listening on ws\+unix:\/\/\S+ \(mode echo\)/);
+      expect(run.stderr).to.include(`listening on ws+unix://${socketPath}:/ (mode echo)`);
+      const peer = await client(`ws+unix://${socketPath}:/`);
+      await peer.send('over a Unix socket');
+      expect(await peer.next()).to.equal('over a Unix socket');
+      run.child.kill('SIGTERM');
+      expect(await peer.stream.closed).to.deep.equal({ closeCode: 1001, reason: 'server shutting down' });
+      expect(await run.exited).to.deep.equal({ code: 0, signal: null });
+      expect(await readdir(directory)).to.deep.equal([]);
     });
 
     it('a port in use: the cause on stderr and exit 1', async () => {
@@ -438,6 +467,33 @@ describe('wss (the command-line tool)', () => {
       expect(proxy.heads[1]).to.match(new RegExp(`^CONNECT ${target} `));
       const bad = cli(['connect', '--proxy', 'ftp://127.0.0.1:1', url], { stdin: '' });
       expect((await bad.exited).code).to.equal(2);
+    });
+
+    it('--proxy goes through a SOCKS5 proxy with credentials; refused ones are never printed', async () => {
+      const received: WebSocketMessage[] = [];
+      const { url } = await server({}, (stream) => void collect(stream, received));
+      const socks = await startSocksServer({ credentials: { user: 'user', password: 'hunter2' } });
+      onCleanup(() => socks.close());
+      const good = cli(['connect', '--proxy', socks.url('socks5h', { user: 'user', password: 'hunter2' }), url], { stdin: 'via socks\n' });
+      expect(await good.exited).to.deep.equal({ code: 0, signal: null });
+      expect(received).to.deep.equal(['via socks']);
+      expect(socks.sessions[0]!.request!.port).to.equal(Number(new URL(url).port));
+      const bad = cli(['connect', '--proxy', socks.url('socks5h', { user: 'user', password: 'hunter3' }), url], { stdin: '' });
+      expect((await bad.exited).code).to.equal(1);
+      expect(bad.stderr).to.include(`proxy socks5h://127.0.0.1:${socks.port} refused the credentials`);
+      expect(bad.stderr + bad.stdout).to.not.include('hunter3');
+    });
+
+    it('connects to a ws+unix: URL', async () => {
+      const directory = await mkdtemp(path.join(os.tmpdir(), 'wss-cli-'));
+      onCleanup(() => rm(directory, { recursive: true, force: true }));
+      const socketPath = path.join(directory, 'ours.sock');
+      const received: WebSocketMessage[] = [];
+      await server({ port: undefined, host: undefined, socketPath }, (stream) => void collect(stream, received));
+      const run = cli(['connect', `ws+unix://${socketPath}:/chat`], { stdin: 'unix line\n' });
+      expect(await run.exited).to.deep.equal({ code: 0, signal: null });
+      expect(received).to.deep.equal(['unix line']);
+      expect(run.stderr).to.include(`connected to ws+unix://${socketPath}:/chat`);
     });
 
     it('prints the close code and reason when the server closes first, and exits 0', async () => {

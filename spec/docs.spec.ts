@@ -1,6 +1,7 @@
 // Every ```js example in README.md and docs/*.md runs here, as its own process, against a local
-// server: "localhost:8080" in a client example means our echo server; an example that listens on
-// 8080 itself gets a free port instead; an example that runs until SIGINT is exercised, then
+// server: "localhost:8080" in a client example means our echo server, and "localhost:1080" a
+// SOCKS5 proxy (user alice, password s3cret) in front of it; an example that listens on 8080
+// itself gets a free port instead; an example that runs until SIGINT is exercised, then
 // interrupted, and must exit cleanly.
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
@@ -9,6 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocketStream, WebSocketStreamServer } from '../lib/index.js';
+import { startSocksServer, type ScriptedSocksServer } from './helpers/socks-server.js';
 
 interface Example {
   file: string;
@@ -69,12 +71,14 @@ describe('documentation examples', function () {
   this.timeout(30_000);
   let echoServer: WebSocketStreamServer;
   let echoPort: number;
+  let socksServer: ScriptedSocksServer;
 
   before(async () => {
     mkdirSync(workDir, { recursive: true });
     echoServer = new WebSocketStreamServer({ port: 0, host: '127.0.0.1', protocols: ['chat'], perMessageDeflate: true });
     await echoServer.listening;
     echoPort = (echoServer.address() as net.AddressInfo).port;
+    socksServer = await startSocksServer({ credentials: { user: 'alice', password: 's3cret' } });
     void (async () => {
       for await (const peer of echoServer.connections) {
         peer.opened.then(({ readable, writable }) => readable.pipeTo(writable)).catch(() => {});
@@ -82,7 +86,10 @@ describe('documentation examples', function () {
     })();
   });
 
-  after(() => echoServer.close());
+  after(async () => {
+    await socksServer.close();
+    await echoServer.close();
+  });
 
   it('finds the examples', () => {
     expect(examples.length).to.be.at.least(5);
@@ -92,7 +99,10 @@ describe('documentation examples', function () {
     it(`${example.file}:${example.line} runs`, async () => {
       const ownsPort = /port: 8080|listen\(8080/.test(example.code);
       const port = ownsPort ? await freePort() : echoPort;
-      const code = ownsPort ? example.code.replaceAll('8080', String(port)) : example.code.replaceAll('localhost:8080', `127.0.0.1:${port}`);
+      const code = (ownsPort ? example.code.replaceAll('8080', String(port)) : example.code.replaceAll('localhost:8080', `127.0.0.1:${port}`)).replaceAll(
+        'localhost:1080',
+        `127.0.0.1:${socksServer.port}`,
+      );
       const script = path.join(workDir, `${path.basename(example.file, '.md')}-${example.line}.mjs`);
       writeFileSync(script, code);
       const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'pipe'] });

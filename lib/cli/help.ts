@@ -33,7 +33,8 @@ Run '${COMMAND} <command> --help' for a command's options.
 
 export const CONNECT_USAGE = `Usage: ${COMMAND} connect [options] <url>
 
-Opens a WebSocket to <url> (ws://, wss://, http:// or https://; ws:// when no scheme is given).
+Opens a WebSocket to <url> (ws://, wss://, http:// or https://; ws:// when no scheme is given;
+ws+unix:///path/to.sock:/request/path for a Unix domain socket).
 Each line read from stdin is sent as a text message (without its line ending; an empty line is
 an empty message). Each message received is written to stdout: text as is, binary as
 "[binary N bytes] <hex>". Status lines (connected, closed, errors) go to stderr, so stdout holds
@@ -59,8 +60,10 @@ Options:
       --ca <file>             trust the CA certificates in this PEM file (wss://)
   -k, --insecure              do not verify the server's TLS certificate
       --proxy <url|env>       connect through an HTTP(S) proxy with CONNECT
-                              (http://user:password@host:port, or https://); "env" uses
-                              HTTPS_PROXY/HTTP_PROXY unless NO_PROXY matches (default: none)
+                              (http://user:password@host:port, or https://) or a SOCKS5 proxy
+                              (socks5://user:password@host:1080; socks5h:// lets the proxy
+                              resolve names); "env" uses HTTPS_PROXY/HTTP_PROXY, else
+                              ALL_PROXY, unless NO_PROXY matches (default: none)
       --ping <ms>             ping every <ms> milliseconds; no pong within <ms> drops the
                               connection (an unclean close)
       --close-code <code>     the close code sent at the end or on Ctrl-C: 1000 or 3000-4999
@@ -107,6 +110,8 @@ Options:
   -m, --mode <mode>         echo, broadcast or print (default echo)
       --port <port>         port to listen on (default 8080; 0 picks a free one)
       --host <host>         address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)
+      --socket <path>       listen on this Unix domain socket instead of a port; clients
+                            connect to ws+unix://<path>:/ (the file must not exist yet)
       --tls-cert <file>     serve https:// and wss:// with this PEM certificate (with --tls-key)
       --tls-key <file>      the certificate's PEM private key
       --protocols <a,b>     subprotocols this server speaks; the client's first offer that is

@@ -1,7 +1,7 @@
 // What to try next when a connection cannot be opened: the common mistakes (an untrusted
 // certificate, ws:// to a TLS port, wss:// to a plain one, a redirect) named with their remedy.
-import net from 'node:net';
-import tls from 'node:tls';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
 
 /** How long the ws:// failure diagnosis waits for a TLS handshake with the same port. */
 export const TLS_PROBE_TIMEOUT = 2000;

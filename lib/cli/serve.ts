@@ -17,6 +17,7 @@ const OPTIONS: OptionSpec = {
   mode: { type: 'string', short: 'm' },
   port: { type: 'string' },
   host: { type: 'string' },
+  socket: { type: 'string' },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   protocols: { type: 'string', multiple: true },
@@ -44,6 +45,8 @@ interface ServeSettings {
   mode: Mode;
   port: number;
   host: string;
+  /** A Unix domain socket path to listen on instead of host and port. */
+  socketPath: string | undefined;
   tls: { cert: Buffer; key: Buffer } | null;
   protocols: string[];
   deflate: boolean;
@@ -80,26 +83,36 @@ export async function runServe(args: string[], io: Io): Promise<number> {
   try {
     await new Promise<void>((resolve, reject) => {
       httpServer.once('error', reject);
-      httpServer.listen(settings.port, settings.host, () => {
+      const onListening = (): void => {
         httpServer.off('error', reject);
         resolve();
-      });
+      };
+      if (settings.socketPath !== undefined) httpServer.listen(settings.socketPath, onListening);
+      else httpServer.listen(settings.port, settings.host, onListening);
     });
   } catch (error) {
     const [first, ...causes] = describeError(error);
-    log(`${style.red('error:')} cannot listen on ${settings.host}:${settings.port}: ${first}${causes.map((line) => `\n  ${line}`).join('')}`);
+    const where = settings.socketPath ?? `${settings.host}:${settings.port}`;
+    log(`${style.red('error:')} cannot listen on ${where}: ${first}${causes.map((line) => `\n  ${line}`).join('')}`);
     return ExitStatus.FAILED;
   }
   // Errors on client sockets are handled by node:http and the library; this catches the rest.
   httpServer.on('error', (error) => log(`${style.red('error:')} ${describeError(error).join('; ')}`));
-  const address = httpServer.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const secure = settings.tls !== null;
-  log(
-    `${style.green('listening')} on ${secure ? 'wss' : 'ws'}://${host}:${address.port}/ (mode ${settings.mode}` +
-      `${settings.protocols.length > 0 ? `, subprotocols ${settings.protocols.join(', ')}` : ''}${settings.deflate ? ', permessage-deflate' : ''})\n` +
-      `demo page: ${secure ? 'https' : 'http'}://${host}:${address.port}/`,
-  );
+  const features =
+    ` (mode ${settings.mode}` +
+    `${settings.protocols.length > 0 ? `, subprotocols ${settings.protocols.join(', ')}` : ''}${settings.deflate ? ', permessage-deflate' : ''})`;
+  if (settings.socketPath !== undefined) {
+    // The same URL grammar the client (and ws) take for a Unix domain socket.
+    log(`${style.green('listening')} on ${secure ? 'wss' : 'ws'}+unix://${encodeURI(settings.socketPath)}:/${features}`);
+  } else {
+    const address = httpServer.address() as AddressInfo;
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    log(
+      `${style.green('listening')} on ${secure ? 'wss' : 'ws'}://${host}:${address.port}/${features}\n` +
+        `demo page: ${secure ? 'https' : 'http'}://${host}:${address.port}/`,
+    );
+  }
 
   const stopped = new Promise<void>((resolve) => {
     let signals = 0;
@@ -153,10 +166,16 @@ async function serveSettings(parsed: ReturnType<typeof parse>): Promise<ServeSet
   const format = stringOption(parsed, 'binary-format') ?? 'hex';
   if (!(BINARY_FORMATS as readonly string[]).includes(format)) throw new UsageError(`--binary-format must be ${BINARY_FORMATS.join(' or ')}, not ${JSON.stringify(format)}`);
   if ((json || stringOption(parsed, 'binary-format') !== undefined) && mode !== 'print') throw new UsageError('--json and --binary-format apply to --mode print only');
+  const socketPath = stringOption(parsed, 'socket');
+  if (socketPath !== undefined && (port !== undefined || stringOption(parsed, 'host') !== undefined)) {
+    throw new UsageError('--socket listens on a Unix domain socket instead of --host and --port');
+  }
+  if (socketPath === '') throw new UsageError('--socket needs a path');
   return {
     mode: mode as Mode,
     port: port === undefined ? DEFAULT_PORT : integerOption(port, '--port', 0, 65535),
     host: stringOption(parsed, 'host') ?? DEFAULT_HOST,
+    socketPath,
     tls: cert === undefined || key === undefined ? null : { cert: await readOptionFile(cert, '--tls-cert'), key: await readOptionFile(key, '--tls-key') },
     protocols: subprotocols(splitList(stringListOption(parsed, 'protocols'))),
     deflate: flag(parsed, 'deflate'),

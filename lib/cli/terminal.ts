@@ -1,5 +1,5 @@
 // Where `connect` reads lines and writes output: plain pipes, or a terminal with a prompt.
-import readline from 'node:readline';
+import * as readline from 'node:readline';
 import { readLines } from './lines.js';
 import { writeText, type Io } from './output.js';
 

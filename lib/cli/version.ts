@@ -1,6 +1,6 @@
 // `wss --version`: the version in the package's own package.json.
 import { readFileSync, realpathSync } from 'node:fs';
-import path from 'node:path';
+import * as path from 'node:path';
 
 /** The name in package.json: the file that tells this package's version. */
 export const PACKAGE_NAME = 'websocketstream-node';

@@ -1,15 +1,19 @@
-// The client's opening handshake (RFC 6455 §4.1) over node:net or node:tls.
+// The client's opening handshake (RFC 6455 §4.1) over node:net or node:tls: directly, through a
+// proxy tunnel, over a Unix domain socket, or over the user's own stream.
 import * as net from 'node:net';
+import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import type { ConnectionSocket } from '../connection.js';
 import { WEBSOCKET_VERSION } from '../protocol/constants.js';
 import { acceptServerResponse, clientOffer, type DeflateParams, type PerMessageDeflateOptions } from '../protocol/permessage-deflate.js';
 import { headerHasToken, HttpResponseHeadReader, type HttpResponseHead } from './http.js';
 import { acceptKeyFor, generateKey } from './keys.js';
-import { ProxyTunnel, type ProxyEndpoint, type TunnelFailure } from './proxy.js';
+import { openTunnel, type ProxyEndpoint } from './proxy.js';
+import { connectOptionsOf, connectTargetOf, UserConnection, type ConnectOptions, type ConnectTarget, type CreateConnection } from './transport.js';
+import { ignoreError, type Tunnel, type TunnelFailure } from './tunnel.js';
 
 export interface ClientHandshakeOptions {
-  /** A ws: or wss: URL without a fragment. */
+  /** A ws:, wss:, ws+unix: or wss+unix: URL without a fragment. */
   url: URL;
   protocols: readonly string[];
   /** Extra request headers, already validated. */
@@ -20,8 +24,10 @@ export interface ClientHandshakeOptions {
   maxHandshakeHead: number;
   /** permessage-deflate to offer, or null for none. */
   perMessageDeflate: PerMessageDeflateOptions | null;
-  /** Tunnel through this HTTP(S) proxy with CONNECT; null or absent: connect directly. */
+  /** Tunnel through this HTTP(S) proxy (CONNECT) or SOCKS5 proxy; null or absent: connect directly. */
   proxy?: ProxyEndpoint | null;
+  /** The user's own transport; never given together with a proxy. */
+  createConnection?: CreateConnection | null;
   /**
    * A connection to the target that is already open (a TLS connection on which ALPN chose
    * HTTP/1.1 when HTTP/2 was tried first): the handshake runs over it instead of connecting.
@@ -44,14 +50,16 @@ export interface ClientHandshakeResult {
 /**
  * Why an opening handshake failed; `statusCode` and `headers` are set for a non-101 reply (or, with
  * `proxy` set, for the proxy's refusal of CONNECT). `proxy` is the proxy's origin (never its
- * credentials) when the proxy was the one that failed.
+ * credentials) when the proxy was the one that failed; `socksReply` is a SOCKS5 proxy's reply code
+ * (RFC 1928 §6) when it could not connect to the server.
  */
 export class HandshakeError extends Error {
   statusCode?: number;
   headers?: Map<string, string[]>;
   proxy?: string;
+  socksReply?: number;
 
-  constructor(message: string, options?: { cause?: unknown; response?: HttpResponseHead | undefined; proxy?: string }) {
+  constructor(message: string, options?: { cause?: unknown; response?: HttpResponseHead | undefined; proxy?: string; socksReply?: number | undefined }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'HandshakeError';
     if (options?.response !== undefined) {
@@ -59,6 +67,7 @@ export class HandshakeError extends Error {
       this.headers = options.response.headers;
     }
     if (options?.proxy !== undefined) this.proxy = options.proxy;
+    if (options?.socksReply !== undefined) this.socksReply = options.socksReply;
   }
 }
 
@@ -70,9 +79,11 @@ type Done = (error: Error | null, result?: ClientHandshakeResult) => void;
  * socket before any other event of it is emitted.
  */
 export class ClientHandshake {
-  /** Null only while a proxy tunnel is being opened. */
-  private socket: net.Socket | null;
-  private tunnel: ProxyTunnel | null = null;
+  /** Null while a proxy tunnel is being opened, or createConnection's stream is awaited. */
+  private socket: ConnectionSocket | null = null;
+  private tunnel: Tunnel | null = null;
+  private userConnection: UserConnection | null = null;
+  private readonly target: ConnectTarget;
   private readonly timer: NodeJS.Timeout;
   private readonly reader: HttpResponseHeadReader;
   private readonly key = generateKey();
@@ -83,34 +94,34 @@ export class ClientHandshake {
     private readonly done: Done,
   ) {
     const { url } = options;
-    const secure = url.protocol === 'wss:';
-    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
+    this.target = connectTargetOf(url);
     this.reader = new HttpResponseHeadReader(options.maxHandshakeHead);
-    const proxy = options.proxy ?? null;
-    const connected = options.connected ?? null;
-    if (connected !== null) {
-      this.socket = connected;
-    } else if (proxy !== null) {
-      // The handshake timeout below covers the proxy connection and CONNECT as well.
-      this.socket = null;
-      // RFC 9110 §9.3.6: CONNECT names host and port (url.hostname keeps IPv6 brackets).
-      this.tunnel = new ProxyTunnel(proxy, `${url.hostname}:${port}`, options.maxHandshakeHead, (failure, socket) => {
-        this.tunnel = null;
-        if (failure !== null) this.fail(proxyFailure(failure, proxy));
-        else this.startThroughTunnel(socket!, secure, host, port);
-      });
-    } else if (secure) {
-      this.socket = tls.connect(this.tlsOptions(host, port));
-    } else {
-      this.socket = net.connect({ host, port });
-    }
-    if (this.socket !== null) this.listen(this.socket);
+    // The handshake timeout covers everything before the 101: createConnection, the proxy, TLS.
     this.timer = setTimeout(() => {
       const message = `opening handshake timed out after ${options.handshakeTimeout} ms${this.viaProxy()}`;
-      this.fail(new HandshakeError(message, this.tunnel === null ? undefined : { proxy: proxy!.origin }));
+      this.fail(new HandshakeError(message, this.tunnel === null ? undefined : { proxy: options.proxy!.origin }));
     }, options.handshakeTimeout);
-    if (this.socket !== null) this.socket.write(this.request());
+    const connectOptions = connectOptionsOf(this.target, options.tls);
+    const proxy = options.proxy ?? null;
+    const createConnection = options.createConnection ?? null;
+    const connected = options.connected ?? null;
+    if (connected !== null) {
+      this.start(connected);
+    } else if (createConnection !== null) {
+      this.userConnection = new UserConnection(createConnection, url, connectOptions, (failure, stream) => {
+        this.userConnection = null;
+        if (failure !== null) this.fail(new HandshakeError(`createConnection failed: ${describeFailure(failure.error)}`, { cause: failure.error }));
+        else this.startOver(stream!, connectOptions, !(stream instanceof tls.TLSSocket));
+      });
+    } else if (proxy !== null) {
+      this.tunnel = openTunnel(proxy, this.target, options.maxHandshakeHead, (failure, socket) => {
+        this.tunnel = null;
+        if (failure !== null) this.fail(proxyFailure(failure, proxy));
+        else this.startOver(socket!, connectOptions, true);
+      });
+    } else {
+      this.start(this.target.secure ? tls.connect(connectOptions) : net.connect(connectOptions));
+    }
   }
 
   /** Abandons the handshake: the socket is destroyed and `done` is not called. */
@@ -121,38 +132,36 @@ export class ClientHandshake {
     this.destroySocket();
   }
 
-  private tlsOptions(host: string, port: number): tls.ConnectionOptions {
-    // spec-notes §2.5: Node's defaults, so rejectUnauthorized is passed only when the user gave it.
-    const tlsOptions: tls.ConnectionOptions = { ...this.options.tls, host, port };
-    // SNI carries host names only (RFC 6066 §3), never IP literals.
-    if (tlsOptions.servername === undefined && net.isIP(host) === 0) tlsOptions.servername = host;
-    return tlsOptions;
-  }
-
-  private listen(socket: net.Socket): void {
-    socket.setNoDelay(true);
+  private start(socket: ConnectionSocket): void {
+    this.socket = socket;
+    if (typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
     socket.on('data', this.onData);
     socket.on('error', this.onError);
+    socket.on('end', this.onClose);
     socket.on('close', this.onClose);
+    socket.write(this.request());
   }
 
-  /** The tunnel is open: from here on the handshake is the direct one, over the tunnel's socket. */
-  private startThroughTunnel(tunnel: net.Socket, secure: boolean, host: string, port: number): void {
-    let socket = tunnel;
-    if (secure) {
-      // TLS with the target itself, end to end through the tunnel. `host` must be given: the
-      // certificate check would otherwise use the proxy's host name (the socket's) or 'localhost'.
-      socket = tls.connect({ ...this.tlsOptions(host, port), socket: tunnel });
+  /**
+   * The handshake over a stream the library did not open: a proxy's tunnel (paused by it), or the
+   * user's. For wss: TLS with the server runs over it, end to end, unless `addTls` is false (the
+   * user's stream is a TLSSocket already). The TLS options carry the server's host name: the
+   * certificate check would otherwise use the proxy's (the socket's) or 'localhost'.
+   */
+  private startOver(stream: Duplex, connectOptions: ConnectOptions, addTls: boolean): void {
+    if (this.target.secure && addTls) {
+      const { path: _path, ...tlsOptions } = connectOptions;
+      this.start(tls.connect({ ...tlsOptions, socket: stream }));
+      return;
     }
-    this.socket = socket;
-    this.listen(socket);
-    // The tunnel left its socket paused; a new 'data' listener does not resume a paused stream.
-    if (!secure) socket.resume();
-    socket.write(this.request());
+    this.start(stream);
+    // A paused stream stays paused when a 'data' listener is added.
+    stream.resume();
   }
 
   /** Connection-level failures say when they happened through a proxy. */
   private viaProxy(): string {
+    if (this.userConnection !== null) return ' (waiting for createConnection)';
     const proxy = this.options.proxy ?? null;
     if (proxy === null) return '';
     return this.socket === null ? ` (connecting to proxy ${proxy.origin})` : ` (through proxy ${proxy.origin})`;
@@ -163,6 +172,10 @@ export class ClientHandshake {
       this.tunnel.cancel();
       this.tunnel = null;
     }
+    if (this.userConnection !== null) {
+      this.userConnection.cancel();
+      this.userConnection = null;
+    }
     if (this.socket !== null) {
       this.socket.on('error', ignoreError);
       this.socket.destroy();
@@ -170,10 +183,10 @@ export class ClientHandshake {
   }
 
   private request(): string {
-    const { url, protocols, headers } = this.options;
+    const { protocols, headers } = this.options;
     const lines = [
-      `GET ${url.pathname}${url.search} HTTP/1.1`,
-      `Host: ${url.host}`,
+      `GET ${this.target.requestTarget} HTTP/1.1`,
+      `Host: ${this.target.hostHeader}`,
       'Upgrade: websocket',
       'Connection: Upgrade',
       `Sec-WebSocket-Key: ${this.key}`,
@@ -260,13 +273,20 @@ export class ClientHandshake {
     if (this.socket === null) return;
     this.socket.off('data', this.onData);
     this.socket.off('error', this.onError);
+    this.socket.off('end', this.onClose);
     this.socket.off('close', this.onClose);
   }
 }
 
 function proxyFailure(failure: TunnelFailure, proxy: ProxyEndpoint): HandshakeError {
-  return new HandshakeError(failure.message, { cause: failure.cause, response: failure.response, proxy: proxy.origin });
+  return new HandshakeError(failure.message, { cause: failure.cause, response: failure.response, proxy: proxy.origin, socksReply: failure.socksReply });
 }
 
-/** A destroyed socket may still report a late error; it must never become an uncaught one. */
-function ignoreError(): void {}
+function describeFailure(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  try {
+    return String(error);
+  } catch {
+    return 'it threw a value that cannot be printed';
+  }
+}

@@ -1,20 +1,28 @@
-// Outbound HTTP(S) proxies for the client: the `proxy` option, the proxy environment variables
-// with NO_PROXY, and the CONNECT tunnel (RFC 9110 §9.3.6) the opening handshake then runs through.
+// Outbound proxies for the client: the `proxy` option, the proxy environment variables with
+// NO_PROXY, and the tunnel the opening handshake then runs through: HTTP CONNECT (RFC 9110
+// §9.3.6) here, SOCKS5 in socks.ts.
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { domainToASCII } from 'node:url';
-import { HttpResponseHeadReader, type HttpResponseHead } from './http.js';
+import { HttpResponseHeadReader } from './http.js';
+import { isSocksProxyScheme, parseSocksProxyUrl, SocksTunnel, type SocksProxyEndpoint } from './socks.js';
+import { isUnixSocketUrl } from './transport.js';
+import { credentialsOf, ignoreError, type Tunnel, type TunnelDone, type TunnelFailure, type TunnelTarget } from './tunnel.js';
 
 /** The object form of the `proxy` option. */
 export interface ProxyOptions {
-  /** An http: or https: proxy URL (credentials in it are sent as Basic Proxy-Authorization), or 'env'. */
+  /**
+   * An http: or https: proxy URL (credentials in it are sent as Basic Proxy-Authorization), a
+   * socks5: or socks5h: one (credentials in it are sent as RFC 1929 username/password), or 'env'.
+   */
   url: string | URL;
   /** Options for tls.connect to an https: proxy itself (ca, cert, key, servername, rejectUnauthorized…). */
   tls?: tls.ConnectionOptions;
 }
 
-/** A validated proxy: where to connect and what to send. Never holds the credentials in clear. */
-export interface ProxyEndpoint {
+/** A validated HTTP(S) proxy: where to connect and what to send. Never holds the credentials in clear. */
+export interface HttpProxyEndpoint {
+  kind: 'http';
   /** True for an https: proxy (TLS to the proxy itself). */
   secure: boolean;
   /** Host name or IP literal, without IPv6 brackets. */
@@ -27,10 +35,13 @@ export interface ProxyEndpoint {
   tls: tls.ConnectionOptions | undefined;
 }
 
+/** A validated proxy of either kind. */
+export type ProxyEndpoint = HttpProxyEndpoint | SocksProxyEndpoint;
+
 /** The converted `proxy` option: a fixed proxy, or "read the environment when connecting". */
 export type ProxySetting = { kind: 'fixed'; endpoint: ProxyEndpoint } | { kind: 'env'; tls: tls.ConnectionOptions | undefined };
 
-/** The `proxy` option value that reads HTTPS_PROXY / HTTP_PROXY / NO_PROXY. */
+/** The `proxy` option value that reads HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY. */
 export const PROXY_FROM_ENV = 'env';
 
 /**
@@ -61,29 +72,38 @@ export function toProxySetting(value: unknown): ProxySetting | null {
         : 'proxy must be a proxy URL string or URL, "env", an object { url, tls } or false',
     );
   }
-  if (!URL.canParse(url)) throw new TypeError('proxy must be an http: or https: proxy URL, or "env"');
-  return { kind: 'fixed', endpoint: parseProxyUrl(url, 'proxy', proxyTls) };
+  if (!URL.canParse(url)) throw new TypeError('proxy must be an http:, https:, socks5: or socks5h: proxy URL, or "env"');
+  const endpoint = parseProxyUrl(url, 'proxy', proxyTls);
+  if (endpoint.kind === 'socks5' && proxyTls !== undefined) throw new TypeError('proxy.tls is for an https: proxy; a SOCKS5 proxy is reached without TLS');
+  return { kind: 'fixed', endpoint };
 }
 
 /**
  * The proxy to use for `target` (a ws: or wss: URL), or null for a direct connection. A fixed
  * proxy applies to every target; 'env' reads the environment now (see proxyFromEnvironment).
+ * Unix socket URLs never use one (a fixed proxy throws TypeError).
  */
 export function resolveProxy(setting: ProxySetting | null, target: URL, env: NodeJS.ProcessEnv = process.env): ProxyEndpoint | null {
   if (setting === null) return null;
+  if (isUnixSocketUrl(target)) {
+    // A local socket is reached directly: the environment's proxies are for the network.
+    if (setting.kind === 'fixed') throw new TypeError('a proxy cannot reach a Unix domain socket: ws+unix: and wss+unix: URLs connect directly');
+    return null;
+  }
   if (setting.kind === 'fixed') return setting.endpoint;
   return proxyFromEnvironment(target, env, setting.tls);
 }
 
 /**
- * The proxy the environment asks for, as curl and undici read it: `https_proxy` / `HTTPS_PROXY`
- * for wss: targets, `http_proxy` / `HTTP_PROXY` for ws: targets (lower case first; empty means
- * unset; no fallback from one scheme to the other), unless `no_proxy` / `NO_PROXY` matches the
- * target. A value without a scheme (`proxy:3128`) means http://. An invalid value throws TypeError.
+ * The proxy the environment asks for, as curl reads it: `https_proxy` / `HTTPS_PROXY` for wss:
+ * targets, `http_proxy` / `HTTP_PROXY` for ws: targets, else `all_proxy` / `ALL_PROXY` for both
+ * (lower case first; empty means unset; no fallback from one scheme's variable to the other's),
+ * unless `no_proxy` / `NO_PROXY` matches the target. Any of them may name an HTTP(S) or a SOCKS5
+ * proxy; a value without a scheme (`proxy:3128`) means http://. An invalid value throws TypeError.
  */
 export function proxyFromEnvironment(target: URL, env: NodeJS.ProcessEnv, proxyTls?: tls.ConnectionOptions): ProxyEndpoint | null {
   const names = target.protocol === 'wss:' ? ['https_proxy', 'HTTPS_PROXY'] : ['http_proxy', 'HTTP_PROXY'];
-  const found = firstSet(env, names);
+  const found = firstSet(env, names) ?? firstSet(env, ['all_proxy', 'ALL_PROXY']);
   if (found === null) return null;
   const noProxy = firstSet(env, ['no_proxy', 'NO_PROXY']);
   if (noProxy !== null && bypassesProxy(noProxy.value, target.hostname, effectivePort(target))) return null;
@@ -114,8 +134,9 @@ export function parseProxyUrl(input: string, what: string, proxyTls?: tls.Connec
     // The input may hold credentials: never echo it.
     throw new TypeError(`${what} is not a valid URL`);
   }
+  if (isSocksProxyScheme(url.protocol)) return parseSocksProxyUrl(url, what);
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new TypeError(`${what} must be an http: or https: proxy URL (CONNECT), not ${url.protocol}`);
+    throw new TypeError(`${what} must be an http: or https: proxy URL (CONNECT), or socks5: or socks5h: (SOCKS5), not ${url.protocol}`);
   }
   if (url.hostname === '') throw new TypeError(`${what} has no host`);
   if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.href.includes('#')) {
@@ -125,20 +146,14 @@ export function parseProxyUrl(input: string, what: string, proxyTls?: tls.Connec
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
   let authorization: string | null = null;
-  if (url.username !== '' || url.password !== '') {
-    let user: string;
-    let password: string;
-    try {
-      user = decodeURIComponent(url.username);
-      password = decodeURIComponent(url.password);
-    } catch {
-      throw new TypeError(`${what} has malformed percent-encoding in its credentials`);
-    }
+  const credentials = credentialsOf(url, what);
+  if (credentials !== null) {
+    const { user, password } = credentials;
     // RFC 7617 §2: a user-id containing a colon cannot be sent.
     if (user.includes(':')) throw new TypeError(`${what} has a user name with a colon, which Basic authorization cannot send`);
     authorization = `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`;
   }
-  return { secure, host, port, origin: `${url.protocol}//${url.host}`, authorization, tls: proxyTls };
+  return { kind: 'http', secure, host, port, origin: `${url.protocol}//${url.host}`, authorization, tls: proxyTls };
 }
 
 /**
@@ -219,14 +234,16 @@ function entryMatches(entry: string, host: string, hostFamily: number): boolean 
   return host === name || host.endsWith(`.${name}`);
 }
 
-/** Why a tunnel could not be opened; the handshake turns it into a HandshakeError. */
-export interface TunnelFailure {
-  message: string;
-  cause?: unknown;
-  response?: HttpResponseHead;
+/**
+ * Opens a tunnel to `target` through `proxy`, of the proxy's kind; `done` reports once (see
+ * TunnelDone). `maxHead` bounds an HTTP proxy's response head.
+ */
+export function openTunnel(proxy: ProxyEndpoint, target: TunnelTarget, maxHead: number, done: TunnelDone): Tunnel {
+  if (proxy.kind === 'socks5') return new SocksTunnel(proxy, target, done);
+  // RFC 9110 §9.3.6: CONNECT names host and port, an IPv6 literal in brackets.
+  const authority = `${net.isIP(target.host) === 6 ? `[${target.host}]` : target.host}:${target.port}`;
+  return new ProxyTunnel(proxy, authority, maxHead, done);
 }
-
-export type TunnelDone = (failure: TunnelFailure | null, socket?: net.Socket) => void;
 
 /**
  * Connects to the proxy (TLS for an https: proxy), asks it for a tunnel to `authority`
@@ -234,13 +251,13 @@ export type TunnelDone = (failure: TunnelFailure | null, socket?: net.Socket) =>
  * from the socket event that decided it: on success with the connected, paused socket whose bytes
  * now go to the target, and without any listener of the tunnel left on it.
  */
-export class ProxyTunnel {
+export class ProxyTunnel implements Tunnel {
   private readonly socket: net.Socket;
   private readonly reader: HttpResponseHeadReader;
   private finished = false;
 
   constructor(
-    private readonly proxy: ProxyEndpoint,
+    private readonly proxy: HttpProxyEndpoint,
     private readonly authority: string,
     maxHead: number,
     private readonly done: TunnelDone,
@@ -327,6 +344,3 @@ export class ProxyTunnel {
     this.socket.off('close', this.onClose);
   }
 }
-
-/** A destroyed socket may still report a late error; it must never become an uncaught one. */
-function ignoreError(): void {}

@@ -66,6 +66,12 @@ export const DEFAULT_MAX_HANDSHAKE_HEAD = 16 * 1024;
  */
 export const DEFAULT_READABLE_HIGH_WATER_MARK = 1024 * 1024;
 /**
+ * The bounded send buffer: a write resolves at once while the bytes handed to the socket and not
+ * yet taken by the kernel, this message's frame included, stay at or under this many bytes; past
+ * it, once the socket has drained to it (docs/semantics.md, "The writable").
+ */
+export const DEFAULT_SEND_BUFFER_BYTES = 16 * 1024;
+/**
  * How long a client's pooled HTTP/2 session (RFC 8441) stays open once it carries no WebSocket;
  * meanwhile it does not keep the process alive. Like undici's keep-alive default, a few seconds.
  */

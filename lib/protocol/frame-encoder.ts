@@ -1,7 +1,7 @@
 // RFC 6455 §5.2 frame encoding: minimal lengths, a fresh mask per client frame.
 import { randomFillSync } from 'node:crypto';
 import { LENGTH_16, LENGTH_64, MASK_BYTES, MAX_LENGTH_16, MAX_LENGTH_7 } from './constants.js';
-import { applyMask } from './mask.js';
+import { applyMask, copyMasked } from './mask.js';
 
 /** Mask keys are cut from a pool of random bytes refilled in bulk: one syscall per 2,048 frames. */
 const MASK_POOL_BYTES = 8 * 1024;
@@ -25,25 +25,25 @@ export function headerLength(length: number, masked: boolean): number {
 }
 
 /**
- * Writes a frame header into `target` at 0 and returns where the payload starts. When `masked`,
- * a fresh random key is written and returned through `target` for `applyMask`.
+ * Writes a frame header into `target` at `at` and returns where the payload starts. When
+ * `masked`, a fresh random key is written just before the payload, where masking reads it from.
  */
-function writeHeader(target: Buffer, opcode: number, length: number, masked: boolean, fin: boolean, rsv1: boolean): number {
-  target[0] = (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode;
+export function writeFrameHeader(target: Buffer, at: number, opcode: number, length: number, masked: boolean, fin: boolean, rsv1: boolean): number {
+  target[at] = (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode;
   const maskBit = masked ? 0x80 : 0;
   let pos: number;
   if (length <= MAX_LENGTH_7) {
-    target[1] = maskBit | length;
-    pos = 2;
+    target[at + 1] = maskBit | length;
+    pos = at + 2;
   } else if (length <= MAX_LENGTH_16) {
-    target[1] = maskBit | LENGTH_16;
-    target.writeUInt16BE(length, 2);
-    pos = 4;
+    target[at + 1] = maskBit | LENGTH_16;
+    target.writeUInt16BE(length, at + 2);
+    pos = at + 4;
   } else {
-    target[1] = maskBit | LENGTH_64;
-    target.writeUInt32BE(Math.floor(length / 0x100000000), 2);
-    target.writeUInt32BE(length >>> 0, 6);
-    pos = 10;
+    target[at + 1] = maskBit | LENGTH_64;
+    target.writeUInt32BE(Math.floor(length / 0x100000000), at + 2);
+    target.writeUInt32BE(length >>> 0, at + 6);
+    pos = at + 10;
   }
   if (masked) {
     const keyOffset = nextMaskOffset();
@@ -51,6 +51,10 @@ function writeHeader(target: Buffer, opcode: number, length: number, masked: boo
     pos += MASK_BYTES;
   }
   return pos;
+}
+
+function writeHeader(target: Buffer, opcode: number, length: number, masked: boolean, fin: boolean, rsv1: boolean): number {
+  return writeFrameHeader(target, 0, opcode, length, masked, fin, rsv1);
 }
 
 export interface FrameOptions {
@@ -62,22 +66,27 @@ export interface FrameOptions {
 
 /**
  * One frame in one buffer: header, then a copy of `payload` (masked if asked). The copy is the
- * snapshot the WebSocketStream write semantics require, so it is not an extra one.
+ * snapshot the WebSocketStream write semantics require, so it is not an extra one. A `target`
+ * from frame-pool.ts lives in the masking kernel's memory, where the payload is masked in place.
  */
 export function encodeFrame(opcode: number, payload: Uint8Array, options: FrameOptions, target?: Buffer): Buffer {
   const length = payload.byteLength;
   const size = headerLength(length, options.masked) + length;
   const frame = target === undefined ? Buffer.allocUnsafe(size) : target.subarray(0, size);
   const start = writeHeader(frame, opcode, length, options.masked, options.fin ?? true, options.rsv1 ?? false);
-  frame.set(payload, start);
-  if (options.masked) applyMask(frame, start, start + length, frame, 0, start - MASK_BYTES);
+  if (options.masked) copyMasked(payload, frame, start, frame, start - MASK_BYTES);
+  else frame.set(payload, start);
   return frame;
 }
 
-/** A text frame with the string encoded straight into the frame buffer. */
-export function encodeTextFrame(opcode: number, text: string, options: FrameOptions): Buffer {
+/**
+ * A text frame with the string encoded straight into the frame buffer: `target` when given (it
+ * must hold the whole frame), a fresh buffer otherwise.
+ */
+export function encodeTextFrame(opcode: number, text: string, options: FrameOptions, target?: Buffer): Buffer {
   const length = Buffer.byteLength(text, 'utf8');
-  const frame = Buffer.allocUnsafe(headerLength(length, options.masked) + length);
+  const size = headerLength(length, options.masked) + length;
+  const frame = target === undefined ? Buffer.allocUnsafe(size) : target.subarray(0, size);
   const start = writeHeader(frame, opcode, length, options.masked, options.fin ?? true, options.rsv1 ?? false);
   frame.write(text, start, 'utf8');
   if (options.masked) applyMask(frame, start, start + length, frame, 0, start - MASK_BYTES);

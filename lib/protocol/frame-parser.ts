@@ -1,6 +1,6 @@
 // Incremental RFC 6455 §5.2 frame parser: bytes in, frame events out.
 import { CloseCode, LENGTH_16, LENGTH_64, MASK_BYTES, MAX_CONTROL_PAYLOAD, Opcode } from './constants.js';
-import { applyMask } from './mask.js';
+import { applyMask, releaseUnmaskedCopy, unmaskedCopy, unmaskScratch } from './mask.js';
 
 /** Who is reading: a server reads masked client frames, a client reads unmasked server frames. */
 export type Role = 'client' | 'server';
@@ -8,7 +8,11 @@ export type Role = 'client' | 'server';
 /** Receives the frames a FrameParser reads. Payload bytes arrive unmasked. */
 export interface FrameHandler {
   onFrameHeader(fin: boolean, rsv1: boolean, opcode: number, length: number): void;
-  /** Bytes `data[start, end)` of the current frame's payload; `data` may be reused afterwards. */
+  /**
+   * Bytes `data[start, end)` of the current frame's payload, unmasked. `data` is valid during the
+   * call only (it may be shared scratch, reused afterwards): copy what is to be kept before
+   * calling out of the handler.
+   */
   onFramePayload(data: Buffer, start: number, end: number): void;
   onFrameEnd(): void;
 }
@@ -43,8 +47,8 @@ const MAX_HEADER_BYTES = 14;
 /**
  * Feed it any slicing of the byte stream and it reports the same frames: the header is gathered
  * across chunks into a 14-byte scratch buffer when it has to be, payload bytes are passed on as
- * they arrive without being buffered. Unmasking happens in place, so `push` takes ownership of the
- * chunks it is given.
+ * they arrive without being buffered. Small masked payloads are unmasked in place, so `push` takes
+ * ownership of the chunks it is given; large ones are unmasked into scratch (see unmaskedCopy).
  */
 export class FrameParser {
   private state = State.HEADER;
@@ -123,13 +127,27 @@ export class FrameParser {
       if (this.state === State.HEADER) {
         pos = this.readHeader(chunk, pos);
       } else if (this.state === State.PAYLOAD) {
-        const end = Math.min(length, pos + this.remaining);
-        if (this.masked) {
-          applyMask(chunk, pos, end, this.maskKey, this.maskPhase);
-          this.maskPhase = (this.maskPhase + end - pos) & 3;
+        let end = Math.min(length, pos + this.remaining);
+        // Large masked payload is unmasked into the kernel's scratch and handed on from there:
+        // the handler copies it out either way, so the chunk need not be written back.
+        const unmasked = this.masked ? unmaskedCopy(chunk, pos, end, this.maskKey, this.maskPhase) : 0;
+        if (unmasked > 0) {
+          end = pos + unmasked;
+          this.maskPhase = (this.maskPhase + unmasked) & 3;
+          this.remaining -= unmasked;
+          try {
+            this.handler.onFramePayload(unmaskScratch(), 0, unmasked);
+          } finally {
+            releaseUnmaskedCopy();
+          }
+        } else {
+          if (this.masked) {
+            applyMask(chunk, pos, end, this.maskKey, this.maskPhase);
+            this.maskPhase = (this.maskPhase + end - pos) & 3;
+          }
+          this.remaining -= end - pos;
+          this.handler.onFramePayload(chunk, pos, end);
         }
-        this.remaining -= end - pos;
-        this.handler.onFramePayload(chunk, pos, end);
         pos = end;
         if (this.remaining === 0 && this.state === State.PAYLOAD) {
           this.state = State.HEADER;

@@ -42,7 +42,7 @@ const EAGER_BUFFER_BYTES = 1024 * 1024;
  * gathered into one growing buffer, so a flood of tiny fragments costs bytes, not objects.
  */
 export class MessageReader implements FrameHandler {
-  readonly parser: FrameParser;
+  private readonly parser: FrameParser;
   readonly maxPayload: number;
 
   // The current frame.
@@ -64,7 +64,7 @@ export class MessageReader implements FrameHandler {
   private readonly deflate: PerMessageDeflate | null;
   private errorReported = false;
   /** Set once our close frame is out: data messages are dropped, so compressed ones are not inflated. */
-  discardMessages = false;
+  private discarding = false;
 
   // The control frame in progress.
   private control: Uint8Array | null = null;
@@ -82,6 +82,16 @@ export class MessageReader implements FrameHandler {
   push(chunk: Buffer): void {
     this.parser.push(chunk);
     this.reportError();
+  }
+
+  /** The protocol error that stopped reading, if any. */
+  get error(): ProtocolError | null {
+    return this.parser.error;
+  }
+
+  /** Reading has stopped: after a close frame, a protocol error or stop(). */
+  get stopped(): boolean {
+    return this.parser.stopped;
   }
 
   /** True while an inflate is running and later bytes are held back. */
@@ -184,7 +194,7 @@ export class MessageReader implements FrameHandler {
   /** RFC 7692 §7.2.2: inflate the whole message; nothing after it is parsed until it is done. */
   private inflate(opcode: number, data: Uint8Array): void {
     // Messages that will be dropped need no inflating (and no later message needs this context).
-    if (this.discardMessages) return;
+    if (this.discarding) return;
     // An empty payload is not a deflate stream (with the tail restored it would open a stored
     // block that swallows the next message): it is an empty message, and the context is untouched.
     if (data.length === 0) return this.deliverInflated(opcode, null, Buffer.alloc(0));
@@ -193,7 +203,7 @@ export class MessageReader implements FrameHandler {
       if (!this.parser.stopped) this.deliverInflated(opcode, error, result);
       // A reader that wants no more messages gets no more inflated for it: compressed bytes
       // already read could otherwise become hundreds of times their size in memory.
-      if (this.holdInflation && !this.parser.stopped) {
+      if (this.inflationOnHold && !this.parser.stopped) {
         this.inflationHeld = true;
         return;
       }
@@ -201,14 +211,33 @@ export class MessageReader implements FrameHandler {
     });
   }
 
-  /** Set by the connection while its reader wants no more messages (readable backpressure). */
-  holdInflation = false;
-  /** Parsing stays suspended after an inflate because of `holdInflation`. */
+  /** Set while the consumer wants no more messages (readable backpressure). */
+  private inflationOnHold = false;
+  /** Parsing stays suspended after an inflate because of `inflationOnHold`. */
   private inflationHeld = false;
 
-  /** Lifts `holdInflation`, and goes on parsing if an inflate was held back by it. */
+  /**
+   * The consumer wants no more messages for now: after the inflate that is running, no further
+   * compressed message is inflated (compressed bytes already read could otherwise become hundreds
+   * of times their size in memory) until releaseInflation().
+   */
+  holdInflation(): void {
+    this.inflationOnHold = true;
+  }
+
+  /** Data messages from here on are dropped (our close frame is out), and not inflated. */
+  discardMessages(): void {
+    this.discarding = true;
+  }
+
+  /** Stops reading for good: later bytes are ignored. */
+  stop(): void {
+    this.parser.stop();
+  }
+
+  /** Lifts holdInflation(), and goes on parsing if an inflate was held back by it. */
   releaseInflation(): void {
-    this.holdInflation = false;
+    this.inflationOnHold = false;
     if (this.inflationHeld) {
       this.inflationHeld = false;
       this.continueParsing();

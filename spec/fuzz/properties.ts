@@ -125,12 +125,12 @@ interface Outcome {
 }
 
 function outcomeOf(recorder: Recorder, reader: MessageReader): Outcome {
-  const parserError = reader.parser.error;
+  const parserError = reader.error;
   return {
     events: recorder.events,
     sinkErrors: recorder.errors.length,
     parserErrorReported: parserError === null ? recorder.errors.length === 0 : recorder.errors.length === 1 && recorder.errors[0] === parserError,
-    stopped: reader.parser.stopped,
+    stopped: reader.stopped,
   };
 }
 

@@ -2,23 +2,24 @@
 // real `ws` server (ws: and wss: targets), plus the proxy URL and NO_PROXY rules on their own.
 import { expect } from 'chai';
 import { once } from 'node:events';
-import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import { WebSocketServer, type WebSocket as WsSocket } from 'ws';
 import { HandshakeError } from '../../lib/handshake/client.js';
 import { bypassesProxy, parseProxyUrl, proxyFromEnvironment, resolveProxy, toProxySetting } from '../../lib/handshake/proxy.js';
-import { WebSocketError, WebSocketStream, type WebSocketStreamOptions } from '../../lib/index.js';
+import { WebSocketStream } from '../../lib/index.js';
 import { expectPlainTypeError, expectThrowsTypeError, rejectionOf, thrownBy } from '../helpers/facade.js';
+import {
+  cleanups,
+  closedSocket,
+  connect,
+  echoThrough,
+  handshakeFailure,
+  isolateProxyEnvironment,
+  runCleanups,
+  startTarget,
+  withHandshakeTimer,
+} from '../helpers/proxy-peers.js';
 import { testCert, testKey } from '../helpers/raw-peer.js';
-
-const cleanups: Array<() => Promise<void> | void> = [];
-
-/** Resolves when the socket has closed, whatever happened to it. */
-function closedSocket(socket: net.Socket): Promise<void> {
-  if (socket.destroyed && socket.closed) return Promise.resolve();
-  return new Promise((resolve) => socket.once('close', () => resolve()));
-}
 
 // ---------------------------------------------------------------------------------------------
 // The test proxy
@@ -180,115 +181,12 @@ async function startProxy(options: TestProxyOptions = {}, route?: number): Promi
   return proxy;
 }
 
-// ---------------------------------------------------------------------------------------------
-// The target: a ws server that echoes, plain or over TLS
-
-interface Target {
-  port: number;
-  /** The upgrade requests it accepted: Host header and the SNI of a TLS connection. */
-  upgrades: Array<{ host: string | undefined; servername: string | false | undefined }>;
-}
-
-async function startTarget(secure = false): Promise<Target> {
-  const upgrades: Target['upgrades'] = [];
-  let wss: WebSocketServer;
-  let httpsServer: https.Server | null = null;
-  if (secure) {
-    httpsServer = https.createServer({ cert: testCert, key: testKey });
-    wss = new WebSocketServer({ server: httpsServer });
-    httpsServer.listen(0, '127.0.0.1');
-    await once(httpsServer, 'listening');
-  } else {
-    wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-    await once(wss, 'listening');
-  }
-  wss.on('connection', (socket: WsSocket, request) => {
-    upgrades.push({ host: request.headers.host, servername: (request.socket as tls.TLSSocket).servername ?? undefined });
-    socket.on('error', () => {});
-    socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary }));
-  });
-  cleanups.push(async () => {
-    for (const client of wss.clients) client.terminate();
-    await new Promise<void>((resolve) => wss.close(() => resolve()));
-    if (httpsServer !== null) {
-      httpsServer.closeAllConnections();
-      await new Promise<void>((resolve) => httpsServer!.close(() => resolve()));
-    }
-  });
-  const { port } = (httpsServer ?? wss).address() as AddressInfo;
-  return { port, upgrades };
-}
-
-function connect(url: string, options: WebSocketStreamOptions): WebSocketStream {
-  const stream = new WebSocketStream(url, options);
-  cleanups.push(async () => {
-    stream.close();
-    await stream.closed.catch(() => {});
-  });
-  return stream;
-}
-
-/** Opens, echoes a text and a binary message, and closes cleanly. */
-async function echoThrough(stream: WebSocketStream): Promise<void> {
-  const { readable, writable } = await stream.opened;
-  const reader = readable.getReader();
-  const writer = writable.getWriter();
-  await writer.write('hello through the proxy');
-  expect((await reader.read()).value).to.equal('hello through the proxy');
-  await writer.write(new Uint8Array([0, 1, 2, 254, 255]));
-  const binary = (await reader.read()).value as Uint8Array;
-  expect(binary).to.be.an.instanceOf(Uint8Array);
-  expect([...binary]).to.deep.equal([0, 1, 2, 254, 255]);
-  stream.close({ closeCode: 1000, reason: 'done' });
-  expect(await stream.closed).to.deep.equal({ closeCode: 1000, reason: 'done' });
-}
-
-/**
- * Constructs while catching the handshake timer (the one set with `delay` ms), so that a test can
- * fire it at the moment it chooses instead of racing a clock. The real timer is still set (with a
- * no-op), so clearing it works as before.
- */
-function withHandshakeTimer<T>(delay: number, construct: () => T): { value: T; fire: () => void } {
-  const original = globalThis.setTimeout;
-  let captured: (() => void) | null = null;
-  const replacement = (callback: () => void, ms?: number, ...args: unknown[]): unknown => {
-    if (ms === delay && captured === null) {
-      captured = callback;
-      return original(() => {}, ms);
-    }
-    return original(callback, ms, ...args);
-  };
-  globalThis.setTimeout = replacement as unknown as typeof setTimeout;
-  let value: T;
-  try {
-    value = construct();
-  } finally {
-    globalThis.setTimeout = original;
-  }
-  expect(captured, 'the handshake timer').to.not.equal(null);
-  return { value, fire: () => captured!() };
-}
-
 function basic(credentials: string): string {
   return `Basic ${Buffer.from(credentials, 'utf8').toString('base64')}`;
 }
 
-/** The handshake failure's WebSocketError, checked for the shape spec-notes §3 requires. */
-async function handshakeFailure(stream: WebSocketStream): Promise<WebSocketError> {
-  const error = await rejectionOf(stream.opened);
-  expect(error).to.be.an.instanceOf(WebSocketError);
-  expect((error as WebSocketError).closeCode).to.equal(null);
-  const closed = await rejectionOf(stream.closed);
-  expect((closed as WebSocketError).closeCode).to.equal(1006);
-  return error as WebSocketError;
-}
-
-const PROXY_VARIABLES = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'NO_PROXY', 'no_proxy'] as const;
-
 describe('client through a proxy', () => {
-  afterEach(async () => {
-    while (cleanups.length > 0) await cleanups.pop()!();
-  });
+  afterEach(runCleanups);
 
   describe('ws: targets through an http: proxy', () => {
     it('tunnels the handshake and messages, with exactly CONNECT host:port and Host', async () => {
@@ -629,20 +527,7 @@ describe('client through a proxy', () => {
   });
 
   describe("the environment, with proxy: 'env'", () => {
-    const saved = new Map<string, string | undefined>();
-    beforeEach(() => {
-      for (const name of PROXY_VARIABLES) {
-        saved.set(name, process.env[name]);
-        delete process.env[name];
-      }
-    });
-    afterEach(() => {
-      for (const name of PROXY_VARIABLES) {
-        const value = saved.get(name);
-        if (value === undefined) delete process.env[name];
-        else process.env[name] = value;
-      }
-    });
+    isolateProxyEnvironment();
 
     it('HTTP_PROXY for ws: targets', async () => {
       const target = await startTarget();
@@ -700,7 +585,7 @@ describe('client through a proxy', () => {
     });
 
     it('an unusable variable throws TypeError from the constructor, naming it', () => {
-      process.env.HTTPS_PROXY = 'socks5://127.0.0.1:1080';
+      process.env.HTTPS_PROXY = 'socks4://127.0.0.1:1080';
       const error = expectThrowsTypeError(() => new WebSocketStream('wss://example.com/', { proxy: 'env' }));
       expect(error.message).to.include('HTTPS_PROXY');
       // Not for ws: targets (another variable), nor for targets NO_PROXY exempts.
@@ -731,7 +616,8 @@ describe('client through a proxy', () => {
       ['not a URL', 'proxy.example:3128'],
       ['a relative URL', '/proxy'],
       ['"ENV" (case matters)', 'ENV'],
-      ['a socks5: URL', 'socks5://h:1080'],
+      ['a socks4: URL', 'socks4://h:1080'],
+      ['a socks: URL (SOCKS4 to curl, SOCKS5 to others)', 'socks://h:1080'],
       ['an ftp: URL', 'ftp://h/'],
       ['a ws: URL', 'ws://h:3128'],
       ['a path', 'http://h:3128/path'],
@@ -754,7 +640,7 @@ describe('client through a proxy', () => {
     });
 
     it('converts with the other options, before the URL is checked', () => {
-      expectThrowsTypeError(() => new WebSocketStream('ftp://h/', { proxy: 'socks5://h:1080' }));
+      expectThrowsTypeError(() => new WebSocketStream('ftp://h/', { proxy: 'socks4://h:1080' }));
     });
 
     it('reads proxy once, and url and tls once each', () => {
@@ -810,14 +696,19 @@ describe('client through a proxy', () => {
     });
 
     it('credentials: user only, password only, percent-decoded', () => {
-      expect(parseProxyUrl('http://user@h', 'p').authorization).to.equal(basic('user:'));
-      expect(parseProxyUrl('http://:pw@h', 'p').authorization).to.equal(basic(':pw'));
-      expect(parseProxyUrl('http://a%2Fb:c%3Ad%40e@h', 'p').authorization).to.equal(basic('a/b:c:d@e'));
+      const authorization = (url: string): string | null => {
+        const endpoint = parseProxyUrl(url, 'p');
+        if (endpoint.kind !== 'http') throw new Error(`${url} is not an HTTP proxy`);
+        return endpoint.authorization;
+      };
+      expect(authorization('http://user@h')).to.equal(basic('user:'));
+      expect(authorization('http://:pw@h')).to.equal(basic(':pw'));
+      expect(authorization('http://a%2Fb:c%3Ad%40e@h')).to.equal(basic('a/b:c:d@e'));
     });
 
     it('names the option or variable in its errors', () => {
       const error = expectPlainTypeError(thrownBy(() => parseProxyUrl('socks://h', 'HTTPS_PROXY')));
-      expect(error.message).to.match(/^HTTPS_PROXY must be an http: or https: proxy URL/);
+      expect(error.message).to.match(/^HTTPS_PROXY must be an http: or https: proxy URL \(CONNECT\), or socks5: or socks5h: \(SOCKS5\), not socks:$/);
     });
   });
 

@@ -93,7 +93,7 @@ export async function cleanUp(): Promise<void> {
 /** The environment of a child: no colour or proxy settings but `extra`'s. */
 export function plainEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env = { ...process.env, ...extra };
-  const controlled = ['NO_COLOR', 'FORCE_COLOR', 'NODE_DISABLE_COLORS', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY'];
+  const controlled = ['NO_COLOR', 'FORCE_COLOR', 'NODE_DISABLE_COLORS', 'HTTP_PROXY', 'HTTPS_PROXY', 'ALL_PROXY', 'NO_PROXY'];
   for (const name of Object.keys(env)) if (controlled.includes(name.toUpperCase()) && !(name in extra)) delete env[name];
   return env;
 }

@@ -72,9 +72,9 @@ function read(chunks: readonly Buffer[], options: MessageReaderOptions): ReadRes
   const reader = new MessageReader(sink, options);
   for (const chunk of chunks) reader.push(chunk);
   // The sink hears of an error exactly once, and it is the parser's.
-  expect(sink.errors.length).to.equal(reader.parser.error === null ? 0 : 1);
-  if (reader.parser.error !== null) expect(sink.errors[0]).to.equal(reader.parser.error);
-  return { events: sink.events, errorCode: reader.parser.error?.closeCode ?? null, reader };
+  expect(sink.errors.length).to.equal(reader.error === null ? 0 : 1);
+  if (reader.error !== null) expect(sink.errors[0]).to.equal(reader.error);
+  return { events: sink.events, errorCode: reader.error?.closeCode ?? null, reader };
 }
 
 /** Binary messages must own exactly their bytes: a plain Uint8Array over a buffer of their own. */
@@ -430,14 +430,14 @@ describe('MessageReader', () => {
               for (let i = 0; i < whole.length; i++) {
                 reader.push(Buffer.from(whole.subarray(i, i + 1)));
                 const expected = i >= headerLength + firstBad ? 1007 : null;
-                expect(reader.parser.error?.closeCode ?? null, `${name}, fin ${fin}, after byte ${i}`).to.equal(expected);
+                expect(reader.error?.closeCode ?? null, `${name}, fin ${fin}, after byte ${i}`).to.equal(expected);
               }
               expect(sink.events).to.deep.equal([]);
               // Header and the bytes before the bad one in one chunk, then the bad byte on its own.
               const second = read([Buffer.from(whole.subarray(0, headerLength + firstBad))], { role });
               expect(second.errorCode, `${name}, before the bad byte`).to.equal(null);
               second.reader.push(Buffer.from(whole.subarray(headerLength + firstBad, headerLength + firstBad + 1)));
-              expect(second.reader.parser.error?.closeCode, `${name}, at the bad byte`).to.equal(1007);
+              expect(second.reader.error?.closeCode, `${name}, at the bad byte`).to.equal(1007);
             }
           }
         });
@@ -515,7 +515,7 @@ describe('MessageReader', () => {
           result.reader.push(frame(0x1, 'much later'));
           result.reader.push(Buffer.from([0xff, 0xff, 0xff]));
           expect(describeEvents(result.events)).to.deep.equal(describeEvents([text('before'), close(1000, '')]));
-          expect(result.reader.parser.stopped).to.equal(true);
+          expect(result.reader.stopped).to.equal(true);
           expect(result.errorCode).to.equal(null);
         });
 
