@@ -3,11 +3,13 @@
 // WebSocket frames by hand, so that every header and every stream event is the test's to check.
 import { expect } from 'chai';
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { handleHttp2Stream, WebSocketError, WebSocketStream, WebSocketStreamServer, type ExtendedConnectRequest, type ServerWebSocketStream, type WebSocketStreamServerOptions } from '../lib/index.js';
 import { closeBody } from './helpers/codec.js';
 import { expectWebSocketError, leakFree, rejection, untilStalled, type Guard } from './helpers/faults.js';
-import { clientClose, clientFrame, connectHeaders, rawConnect, rawSession, rstCodeOf } from './helpers/h2.js';
+import { clientClose, clientFrame, closeSession, connectHeaders, rawConnect, rawSession, rstCodeOf } from './helpers/h2.js';
 import { testCert, testKey } from './helpers/raw-peer.js';
 import { Acceptor, echo } from './helpers/server-helpers.js';
 
@@ -391,6 +393,23 @@ describe('WebSockets over HTTP/2 (RFC 8441): the server', function () {
       overHttp1.close();
       await overHttp1.closed;
     });
+  });
+
+  leakFree('http2: true with socketPath serves WebSockets over HTTP/2 on a Unix domain socket', async (guard) => {
+    const socketPath = path.join(os.tmpdir(), `wss-h2-${process.pid}-${Date.now()}.sock`);
+    const server = new WebSocketStreamServer({ socketPath, http2: true });
+    guard.defer(() => server.close());
+    await server.listening;
+    const acceptor = new Acceptor(server, (stream) => void echo(stream));
+    const session = http2.connect('http://localhost', { createConnection: () => net.connect(socketPath) });
+    session.on('error', () => {});
+    guard.defer(() => closeSession(session));
+    await new Promise((resolve) => session.once('remoteSettings', resolve));
+    const { response, stream, frames } = await rawConnect(session, connectHeaders('localhost', '/unix'));
+    expect(response[':status']).to.equal(200);
+    expect((await acceptor.next()).request.httpVersion).to.equal('2.0');
+    stream.write(clientFrame(OP.TEXT, 'over a Unix socket'));
+    expect((await frames.frame(0)).payload.toString()).to.equal('over a Unix socket');
   });
 
   describe('attached to an http2 server', () => {

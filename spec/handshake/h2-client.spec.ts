@@ -6,6 +6,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { PassThrough } from 'node:stream';
 import type * as tls from 'node:tls';
 import { WebSocketError, WebSocketStream, WebSocketStreamServer, type WebSocketStreamOptions, type WebSocketStreamServerOptions } from '../../lib/index.js';
 import { tlsOptionsKey } from '../../lib/handshake/h2-pool.js';
@@ -411,12 +412,17 @@ describe('WebSockets over HTTP/2 (RFC 8441): the client', function () {
       ['a session with tls options', { http2: { request() {}, remoteSettings: {} } as never, tls: {} }],
       ['a Keep-Alive header (connection-specific, RFC 9113 §8.2.2)', { http2: 'prefer', headers: { 'Keep-Alive': '5' } }],
       ['http2IdleTimeout: -1', { http2: true, http2IdleTimeout: -1 }],
+      ['http2 with createConnection', { http2: true, createConnection: () => new PassThrough() }],
     ];
     for (const [label, options] of invalid) {
       it(`throws for ${label}`, () => {
         expect(() => new WebSocketStream('ws://127.0.0.1:1/', options)).to.throw(label.includes('-1') ? RangeError : TypeError);
       });
     }
+
+    it('throws for http2 with a ws+unix: URL', () => {
+      expect(() => new WebSocketStream('ws+unix:/tmp/x.sock:/path', { http2: true })).to.throw(TypeError, /Unix domain sockets/);
+    });
 
     it('http2: false is HTTP/1.1, as without the option', async () => {
       const stream = new WebSocketStream('ws://127.0.0.1:1/', { http2: false });
