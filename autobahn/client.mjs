@@ -1,12 +1,15 @@
 // The standard Autobahn client loop, for our WebSocketStream client: echo every message of every
-// case back to the fuzzingserver. Environment: AUTOBAHN_URL (ws://host:port), AGENT.
+// case back to the fuzzingserver. Environment: AUTOBAHN_URL (ws://host:port), AGENT;
+// AUTOBAHN_PROXY_URL to connect there instead (a proxy in front of the fuzzingserver), and
+// AUTOBAHN_HTTP2=1 for WebSockets over HTTP/2 (RFC 8441; autobahn/run-h2.mjs).
 import { WebSocketStream } from '../dist/esm/index.js';
 
-const base = process.env.AUTOBAHN_URL ?? 'ws://127.0.0.1:9001';
+const base = process.env.AUTOBAHN_PROXY_URL ?? process.env.AUTOBAHN_URL ?? 'ws://127.0.0.1:9001';
 const agent = encodeURIComponent(process.env.AGENT ?? 'websocketstream-node');
+const options = process.env.AUTOBAHN_HTTP2 === '1' ? { http2: true } : {};
 
 async function textOf(url) {
-  const stream = new WebSocketStream(url);
+  const stream = new WebSocketStream(url, options);
   const { readable } = await stream.opened;
   let text = '';
   for await (const message of readable) text += message;
@@ -15,7 +18,7 @@ async function textOf(url) {
 }
 
 async function runCase(n) {
-  const stream = new WebSocketStream(`${base}/runCase?case=${n}&agent=${agent}`);
+  const stream = new WebSocketStream(`${base}/runCase?case=${n}&agent=${agent}`, options);
   try {
     const { readable, writable } = await stream.opened;
     await readable.pipeTo(writable).catch(() => {});

@@ -1,10 +1,12 @@
-// The server's side of one upgrade: the handshake checks, the user's callbacks (verify,
-// selectProtocol) held to their contract and to the handshake deadline, the 101, and the
-// server-side WebSocketStream it produces. Every socket handed in is answered exactly once.
+// The server's side of one opening handshake: the checks, the user's callbacks (verify,
+// selectProtocol) held to their contract and to the handshake deadline, the acceptance, and the
+// server-side WebSocketStream it produces. Every socket (or HTTP/2 stream) handed in is answered
+// exactly once. The HTTP/1.1 upgrade is here; HTTP/2's extended CONNECT is in h2-accept.ts.
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { ConnectionSocket } from './connection.js';
 import { checkRefusal, checkUpgradeRequest, describe, isRefusal, refuse, switchingProtocolsHead, type Refusal } from './handshake/server.js';
-import { resolveServerHandshake, type ResolvedServerHandshake, type ServerHandshakeOptions } from './options.js';
+import { resolveServerHandshake, type HandshakeRequest, type ResolvedServerHandshake, type ServerHandshakeOptions } from './options.js';
 import { acceptClientOffers } from './protocol/permessage-deflate.js';
 import { Session, type SessionOptions } from './session.js';
 import { adoptSession, isAdopting, WebSocketStream } from './websocket-stream.js';
@@ -16,6 +18,8 @@ export interface UpgradeRequestInfo {
   headers: IncomingHttpHeaders;
   remoteAddress: string | undefined;
   remotePort: number | undefined;
+  /** "1.1" for an HTTP/1.1 upgrade, "2.0" for an HTTP/2 extended CONNECT (RFC 8441). */
+  httpVersion: '1.1' | '2.0';
 }
 
 let createServerStream: (url: string, session: Session, request: UpgradeRequestInfo) => ServerWebSocketStream;
@@ -44,6 +48,110 @@ export type BeforeAccept = () => Promise<Refusal | null>;
 const TIMED_OUT = Symbol('timed out');
 type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown } | typeof TIMED_OUT;
 
+/**
+ * One opening handshake as the acceptance pipeline sees it, whatever carries it: an HTTP/1.1
+ * upgrade (below) or an HTTP/2 extended CONNECT stream (h2-accept.ts). The pipeline (checks,
+ * callbacks, deadline, accept queue) is the same for both; only the wire differs.
+ */
+export interface HandshakeTransport {
+  /** What `verify` and `selectProtocol` receive. */
+  readonly request: HandshakeRequest;
+  /** The transport's own checks: the subprotocols offered, or the refusal to send. */
+  check(): { protocols: string[] } | Refusal;
+  /** The client's Sec-WebSocket-Extensions offer, if any. */
+  readonly offeredExtensions: string | undefined;
+  /** Sends an HTTP refusal and releases the transport. */
+  refuse(refusal: Refusal): void;
+  /** The client went away (or can no longer be answered) while we waited. */
+  readonly gone: boolean;
+  /** Sends the acceptance; returns what the connection runs over and the bytes that came with it. */
+  open(protocol: string, extensions: string): { socket: ConnectionSocket; head: Buffer };
+  /** Releases the transport without an answer (a bug of ours, or nobody left to answer). */
+  destroy(): void;
+  /** The request as the accepted stream keeps it, and the stream's URL. */
+  info(): UpgradeRequestInfo;
+  url(): string;
+}
+
+/**
+ * Accepts one upgrade request; resolves with the stream, or null once the request was refused (the
+ * refusal has then been sent). Never rejects: an unexpected failure destroys the socket.
+ */
+export function accept(
+  request: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  options: ResolvedServerHandshake,
+  beforeAccept?: BeforeAccept,
+  sessionOptions?: SessionOptions,
+): Promise<Accepted | null> {
+  // A module-level function: a listener created here would keep this whole scope (the request
+  // above all) alive for the life of the connection.
+  socket.on('error', ignoreError);
+  return runHandshake(new UpgradeTransport(request, socket, head), options, beforeAccept, sessionOptions);
+}
+
+/** An HTTP/1.1 upgrade (RFC 6455 §4.2): checks, the 101, refusals as HTTP/1.1 responses. */
+class UpgradeTransport implements HandshakeTransport {
+  #key = '';
+
+  constructor(
+    readonly request: IncomingMessage,
+    private readonly socket: Duplex,
+    private readonly head: Buffer,
+  ) {}
+
+  check(): { protocols: string[] } | Refusal {
+    const checked = checkUpgradeRequest(this.request);
+    if (isRefusal(checked)) return checked;
+    this.#key = checked.key;
+    return checked;
+  }
+
+  get offeredExtensions(): string | undefined {
+    return this.request.headers['sec-websocket-extensions'];
+  }
+
+  refuse(refusal: Refusal): void {
+    refuse(this.socket, refusal);
+  }
+
+  get gone(): boolean {
+    return this.socket.destroyed || !this.socket.writable;
+  }
+
+  open(protocol: string, extensions: string): { socket: ConnectionSocket; head: Buffer } {
+    // The HTTP server's idle timer has no say over a WebSocket (the heartbeat does).
+    (this.socket as Duplex & { setTimeout?(ms: number): unknown }).setTimeout?.(0);
+    this.socket.write(switchingProtocolsHead(this.#key, protocol, extensions));
+    return { socket: this.socket, head: this.head };
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  info(): UpgradeRequestInfo {
+    const netSocket = this.socket as Duplex & { remoteAddress?: string; remotePort?: number };
+    const request = this.request;
+    return { url: request.url ?? '/', headers: request.headers, remoteAddress: netSocket.remoteAddress, remotePort: netSocket.remotePort, httpVersion: '1.1' };
+  }
+
+  url(): string {
+    const scheme = (this.socket as Duplex & { encrypted?: boolean }).encrypted ? 'wss' : 'ws';
+    return targetUrl(scheme, this.request.headers.host, this.request.url);
+  }
+}
+
+/** The absolute URL of a request target, or the scheme's root when its parts do not make one. */
+export function targetUrl(scheme: 'ws' | 'wss', authority: string | undefined, target: string | undefined): string {
+  try {
+    return new URL(target ?? '/', `${scheme}://${authority ?? 'localhost'}`).href;
+  } catch {
+    return `${scheme}://localhost/`;
+  }
+}
+
 /** An accepted connection: the stream handed to the application, and the session behind it. */
 export interface Accepted {
   stream: ServerWebSocketStream;
@@ -51,21 +159,18 @@ export interface Accepted {
 }
 
 /**
- * Accepts one upgrade request; resolves with the stream and its session, or null once the request
- * was refused (the refusal has then been sent). Never rejects: an unexpected failure destroys the
- * socket. `sessionOptions` overrides the options' own (a server adds its observer there).
+ * The acceptance pipeline: the transport's checks, `verify`, the subprotocol, the accept queue,
+ * then the acceptance. Resolves with the stream and its session, or null once the request was
+ * refused. Never rejects: an unexpected failure releases the transport. `sessionOptions`
+ * overrides the options' own (a server adds its observer there).
  */
-export async function accept(
-  request: IncomingMessage,
-  socket: Duplex,
-  head: Buffer,
+export async function runHandshake(
+  transport: HandshakeTransport,
   options: ResolvedServerHandshake,
   beforeAccept?: BeforeAccept,
   sessionOptions: SessionOptions = options.session,
 ): Promise<Accepted | null> {
-  // A module-level function: a listener created here would keep this whole scope (the request
-  // above all) alive for the life of the connection.
-  socket.on('error', ignoreError);
+  const request = transport.request;
   let timer: NodeJS.Timeout | undefined;
   // Every wait below races this deadline: a callback that never settles must not hold the
   // handshake (and its place under maxConnections) open.
@@ -73,18 +178,18 @@ export async function accept(
     timer = setTimeout(resolve, options.handshakeTimeout, TIMED_OUT);
   });
   try {
-    const checked = checkUpgradeRequest(request);
+    const checked = transport.check();
     if (isRefusal(checked)) {
-      refuse(socket, checked);
+      transport.refuse(checked);
       return null;
     }
     const verify = options.verify;
     if (verify !== undefined) {
       const outcome = await settle(() => verify(request), expired);
-      if (outcome === TIMED_OUT) return timedOut(socket, options, 'verify');
+      if (outcome === TIMED_OUT) return timedOut(transport, options, 'verify');
       const refusal = outcome.ok ? verdictRefusal(outcome.value, options) : callbackFailed(options, 'verify', outcome.error);
       if (refusal !== null) {
-        refuse(socket, refusal);
+        transport.refuse(refusal);
         return null;
       }
     }
@@ -92,10 +197,10 @@ export async function accept(
     const selectProtocol = options.selectProtocol;
     if (selectProtocol !== undefined) {
       const outcome = await settle(() => selectProtocol([...checked.protocols], request), expired);
-      if (outcome === TIMED_OUT) return timedOut(socket, options, 'selectProtocol');
+      if (outcome === TIMED_OUT) return timedOut(transport, options, 'selectProtocol');
       const selected = outcome.ok ? selectedProtocol(outcome.value, checked.protocols) : outcome.error;
       if (typeof selected !== 'string') {
-        refuse(socket, callbackFailed(options, 'selectProtocol', selected));
+        transport.refuse(callbackFailed(options, 'selectProtocol', selected));
         return null;
       }
       protocol = selected;
@@ -105,31 +210,29 @@ export async function accept(
     if (beforeAccept !== undefined) {
       const outcome = await settle(beforeAccept, expired);
       if (outcome === TIMED_OUT) {
-        refuse(socket, { status: 503, headers: { 'Retry-After': '1' }, message: 'the server is busy: no room for the connection in time' });
+        transport.refuse({ status: 503, headers: { 'Retry-After': '1' }, message: 'the server is busy: no room for the connection in time' });
         return null;
       }
       const refusal = outcome.ok ? outcome.value : { status: 500 };
       if (refusal !== null) {
-        refuse(socket, refusal);
+        transport.refuse(refusal);
         return null;
       }
     }
     // The client may have gone while we waited: there is nobody left to answer.
-    if (socket.destroyed || !socket.writable) {
-      socket.destroy();
+    if (transport.gone) {
+      transport.destroy();
       return null;
     }
-    const deflate = options.perMessageDeflate === null ? null : acceptClientOffers(request.headers['sec-websocket-extensions'], options.perMessageDeflate);
+    const deflate = options.perMessageDeflate === null ? null : acceptClientOffers(transport.offeredExtensions, options.perMessageDeflate);
     const extensions = deflate?.response ?? '';
-    // The HTTP server's idle timer has no say over a WebSocket (the heartbeat does).
-    (socket as Duplex & { setTimeout?(ms: number): unknown }).setTimeout?.(0);
-    socket.write(switchingProtocolsHead(checked.key, protocol, extensions));
+    const { socket, head } = transport.open(protocol, extensions);
     const session = new Session(sessionOptions);
     session.establish(socket, head, protocol, extensions, deflate?.params ?? null);
-    return { stream: createServerStream(requestUrl(request, socket), session, requestInfo(request, socket)), session };
+    return { stream: createServerStream(transport.url(), session, transport.info()), session };
   } catch (error) {
-    // A bug of ours: the socket is released rather than left hanging, and the error is shown.
-    socket.destroy();
+    // A bug of ours: the transport is released rather than left hanging, and the error is shown.
+    transport.destroy();
     warnOnce('accept', `an upgrade failed unexpectedly: ${String((error as Error)?.stack ?? error)}`);
     return null;
   } finally {
@@ -177,8 +280,8 @@ function selectedProtocol(value: unknown, offered: readonly string[]): string | 
   return value;
 }
 
-function timedOut(socket: Duplex, options: ResolvedServerHandshake, callback: 'verify' | 'selectProtocol'): null {
-  refuse(socket, { status: 503, headers: { 'Retry-After': '1' }, message: 'handshake timed out' });
+function timedOut(transport: HandshakeTransport, options: ResolvedServerHandshake, callback: 'verify' | 'selectProtocol'): null {
+  transport.refuse({ status: 503, headers: { 'Retry-After': '1' }, message: 'handshake timed out' });
   report(options, callback, new Error(`${callback} did not settle within handshakeTimeout (${options.handshakeTimeout} ms); the upgrade was refused with 503`));
   return null;
 }
@@ -211,21 +314,7 @@ function warnOnce(key: string, message: string): void {
   process.emitWarning(message, 'WebSocketStreamServerWarning');
 }
 
-function ignoreError(): void {}
-
-function requestInfo(request: IncomingMessage, socket: Duplex): UpgradeRequestInfo {
-  const netSocket = socket as Duplex & { remoteAddress?: string; remotePort?: number };
-  return { url: request.url ?? '/', headers: request.headers, remoteAddress: netSocket.remoteAddress, remotePort: netSocket.remotePort };
-}
-
-function requestUrl(request: IncomingMessage, socket: Duplex): string {
-  const scheme = (socket as Duplex & { encrypted?: boolean }).encrypted ? 'wss' : 'ws';
-  try {
-    return new URL(request.url ?? '/', `${scheme}://${request.headers.host ?? 'localhost'}`).href;
-  } catch {
-    return `${scheme}://localhost/`;
-  }
-}
+export function ignoreError(): void {}
 
 /**
  * Accepts a WebSocket upgrade on a server you own (node:http, Express, Fastify): call it from the

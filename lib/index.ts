@@ -13,12 +13,15 @@ export {
   DEFAULT_MAX_HANDSHAKE_HEAD,
   DEFAULT_READABLE_HIGH_WATER_MARK,
   DEFAULT_SEND_BUFFER_SIZE,
+  DEFAULT_HTTP2_IDLE_TIMEOUT,
 } from './protocol/constants.js';
 export { WebSocketStreamServer } from './server.js';
 export type { ServerCloseInfo } from './server.js';
 export { ServerWebSocketStream, handleUpgrade } from './accept.js';
+export { handleHttp2Stream } from './h2-accept.js';
 export type { UpgradeRequestInfo } from './accept.js';
-export type { WebSocketStreamServerOptions, ServerHandshakeOptions, VerifyResult, HeartbeatOptions } from './options.js';
+export type { WebSocketStreamServerOptions, ServerHandshakeOptions, VerifyResult, HeartbeatOptions, HandshakeRequest, AttachableServer } from './options.js';
+export type { ExtendedConnectRequest } from './handshake/h2-server.js';
 export type { Refusal } from './handshake/server.js';
 export type { PerMessageDeflateOptions } from './protocol/permessage-deflate.js';
 export type { ProxyOptions } from './handshake/proxy.js';

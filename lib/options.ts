@@ -2,9 +2,11 @@
 // once, so that nothing downstream re-reads or re-derives a user's option.
 import type { IncomingMessage } from 'node:http';
 import type * as http from 'node:http';
+import type * as http2 from 'node:http2';
 import type * as https from 'node:https';
 import type * as tls from 'node:tls';
 import type { HeartbeatOptions } from './connection.js';
+import type { ExtendedConnectRequest } from './handshake/h2-server.js';
 import { isToken } from './handshake/http.js';
 import type { Refusal } from './handshake/server.js';
 import {
@@ -58,6 +60,15 @@ export function heartbeatOption(value: unknown): HeartbeatOptions | null {
  */
 export type VerifyResult = boolean | Refusal | null | undefined;
 
+/**
+ * The request a handshake callback sees: the `http.IncomingMessage` of an HTTP/1.1 upgrade, or for
+ * a WebSocket over HTTP/2 (RFC 8441) an ExtendedConnectRequest (`httpVersionMajor === 2`).
+ */
+export type HandshakeRequest = IncomingMessage | ExtendedConnectRequest;
+
+/** The servers a WebSocketStreamServer attaches to; HTTP/2 ones carry RFC 8441 WebSockets too. */
+export type AttachableServer = http.Server | https.Server | http2.Http2Server | http2.Http2SecureServer;
+
 export interface ServerHandshakeOptions {
   /** Subprotocols this server speaks; the first one the client offered that is listed here wins. */
   protocols?: readonly string[];
@@ -65,13 +76,14 @@ export interface ServerHandshakeOptions {
    * Picks the subprotocol instead of `protocols`: return one of `offered`, or null, undefined or ""
    * for none; may be async. Anything else (or a throw) refuses the upgrade with 500.
    */
-  selectProtocol?: (offered: string[], request: IncomingMessage) => string | null | undefined | Promise<string | null | undefined>;
+  selectProtocol?(offered: string[], request: HandshakeRequest): string | null | undefined | Promise<string | null | undefined>;
   /**
    * Accepts or refuses a request (authentication, Origin checks); may be async. See VerifyResult;
    * any other result, a throw or a rejection refuses with 500, and one that never settles is cut
-   * off by `handshakeTimeout` (503).
+   * off by `handshakeTimeout` (503). Over HTTP/2 `request` is an ExtendedConnectRequest.
    */
-  verify?: (request: IncomingMessage) => VerifyResult | Promise<VerifyResult>;
+  // Method syntax on purpose: a callback written for `http.IncomingMessage` alone still type-checks.
+  verify?(request: HandshakeRequest): VerifyResult | Promise<VerifyResult>;
   /**
    * Receives what goes wrong in your callbacks (`verify`, `selectProtocol`): what they threw, or a
    * TypeError describing a result they may not return. The upgrade has been refused with 500.
@@ -107,8 +119,18 @@ export interface WebSocketStreamServerOptions extends ServerHandshakeOptions {
   socketPath?: string;
   /** Listen with TLS (wss://): options for https.createServer (key, cert, …). */
   tls?: tls.TlsOptions;
-  /** Attach to an existing http or https server instead of listening. */
-  server?: http.Server | https.Server;
+  /**
+   * Listen with HTTP/2 as well, for WebSockets over HTTP/2 (RFC 8441). With `tls`: one port that
+   * serves HTTP/2 and HTTP/1.1 (chosen by ALPN). Without: HTTP/2 only, without TLS (h2c, prior
+   * knowledge), which HTTP/1.1 clients cannot reach. Default false.
+   */
+  http2?: boolean;
+  /**
+   * Attach to an existing server instead of listening: http, https, or http2 (`createServer` for
+   * h2c, `createSecureServer` with or without `allowHTTP1`), whose HTTP/2 clients can then open
+   * WebSockets with extended CONNECT (RFC 8441).
+   */
+  server?: AttachableServer;
   /**
    * Handle only upgrade requests whose path (without the query) is exactly this. Servers attached
    * to one http.Server share its upgrades: an exact path wins over a server without `path`.
@@ -138,7 +160,8 @@ export interface ResolvedServerOptions extends ResolvedServerHandshake {
   readonly host: string | undefined;
   readonly socketPath: string | undefined;
   readonly tls: tls.TlsOptions | undefined;
-  readonly server: http.Server | https.Server | undefined;
+  readonly http2: boolean;
+  readonly server: AttachableServer | undefined;
   readonly path: string | undefined;
   readonly maxConnections: number;
   readonly maxHandshakeHead: number;
@@ -194,7 +217,7 @@ export function resolveServerOptions(options: unknown): ResolvedServerOptions {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   const given = options as Record<keyof WebSocketStreamServerOptions, unknown>;
   const handshake = resolveServerHandshake(options);
-  const server = given.server as http.Server | https.Server | undefined;
+  const server = given.server as AttachableServer | undefined;
   const port = given.port as number | undefined;
   const tlsOptions = given.tls as tls.TlsOptions | undefined;
   const path = given.path;
@@ -203,15 +226,17 @@ export function resolveServerOptions(options: unknown): ResolvedServerOptions {
   if (server === undefined && port === undefined && socketPath === undefined) {
     throw new TypeError('WebSocketStreamServer needs a port or a socketPath to listen on, or a server to attach to');
   }
-  if (server !== undefined && (port !== undefined || tlsOptions !== undefined || socketPath !== undefined)) {
-    throw new TypeError('port, socketPath and tls are for a server that listens itself; they cannot go with server');
+  const useHttp2 = given.http2;
+  if (useHttp2 !== undefined && typeof useHttp2 !== 'boolean') throw new TypeError('http2 must be a boolean');
+  if (server !== undefined && (port !== undefined || tlsOptions !== undefined || socketPath !== undefined || useHttp2 !== undefined)) {
+    throw new TypeError('port, socketPath, tls and http2 are for a server that listens itself; they cannot go with server');
   }
   if (socketPath !== undefined) {
     if (typeof socketPath !== 'string' || socketPath === '') throw new TypeError('socketPath must be a non-empty path');
     if (port !== undefined || host !== undefined) throw new TypeError('socketPath listens on a Unix domain socket: give it without port and host');
   }
   if (server !== undefined && (typeof server !== 'object' || server === null || typeof server.on !== 'function')) {
-    throw new TypeError('server must be an http.Server or https.Server');
+    throw new TypeError('server must be an http.Server, https.Server or an http2 server');
   }
   if (path !== undefined && (typeof path !== 'string' || !path.startsWith('/'))) throw new TypeError('path must be a string that starts with "/"');
   return {
@@ -220,6 +245,7 @@ export function resolveServerOptions(options: unknown): ResolvedServerOptions {
     host,
     socketPath,
     tls: tlsOptions,
+    http2: useHttp2 === true,
     server,
     path,
     maxConnections: positiveNumber(given.maxConnections, 'maxConnections', Infinity),

@@ -2,17 +2,22 @@
 // ReadableStream with backpressure on accepting.
 import * as http from 'node:http';
 import type { IncomingMessage } from 'node:http';
+import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { accept, type Accepted, type BeforeAccept, type ServerWebSocketStream } from './accept.js';
+import { accept, ignoreError, type Accepted, type BeforeAccept, type ServerWebSocketStream } from './accept.js';
+import { acceptExtendedConnect } from './h2-accept.js';
+import { http2Windows } from './h2-stream.js';
+import { Http2SessionTracker } from './h2-sessions.js';
+import { respondRefusal } from './handshake/h2-server.js';
 import { refuse, type Refusal } from './handshake/server.js';
 import { resolveServerOptions, type ResolvedServerOptions, type WebSocketStreamServerOptions } from './options.js';
 import { isValidWireCloseCode } from './protocol/close.js';
-import { CloseCode, MAX_CLOSE_REASON_BYTES } from './protocol/constants.js';
+import { CloseCode, DEFAULT_READABLE_HIGH_WATER_MARK, MAX_CLOSE_REASON_BYTES } from './protocol/constants.js';
 import { utf8ByteLength } from './protocol/utf8.js';
 import type { Session, SessionOptions, WebSocketClosedInfo } from './session.js';
-import { addUpgradeRoute, type HttpServer } from './upgrade-router.js';
+import { addUpgradeRoute, type HttpServer, type UpgradeRoute } from './upgrade-router.js';
 import { toDictionary, toUSVString } from './webidl.js';
 
 export interface ServerCloseInfo {
@@ -33,8 +38,9 @@ const STOPPED_ACCEPTING = 'the server stopped accepting connections';
 
 /**
  * A WebSocket server whose accepted connections come out of `connections`, a ReadableStream (and
- * so an async iterable) of ServerWebSocketStreams. Listens itself (`port`, optional `tls`) or
- * attaches to an existing http/https server (`server`).
+ * so an async iterable) of ServerWebSocketStreams. Listens itself (`port`, optional `tls`, optional
+ * `http2`) or attaches to an existing http, https or http2 server (`server`). Over HTTP/2, each
+ * WebSocket is one stream of a connection (RFC 8441), accepted exactly as an HTTP/1.1 upgrade is.
  */
 export class WebSocketStreamServer {
   /**
@@ -50,6 +56,10 @@ export class WebSocketStreamServer {
   readonly #httpServer: HttpServer;
   readonly #ownsServer: boolean;
   readonly #removeRoute: () => void;
+  /** This server's claim on the WebSocket requests of its http server. */
+  readonly #route: UpgradeRoute;
+  /** The HTTP/2 sessions of a server we own that speaks HTTP/2. */
+  readonly #sessions: Http2SessionTracker | null = null;
   /** Open connections, by session (told when each ends through the sessions' observer). */
   readonly #open = new Map<Session, ServerWebSocketStream>();
   /** The session options of this server's connections: the resolved ones, plus the observer. */
@@ -78,6 +88,11 @@ export class WebSocketStreamServer {
     // One observer per server: a connection that ends leaves the count in the same call that
     // settles its `closed`, so an application that awaits it sees the new count.
     this.#sessionOptions = { ...resolved.session, observer: { sessionEnded: (session) => void open.delete(session) } };
+    this.#route = {
+      path: resolved.path,
+      handle: (request, socket, head) => void this.#handleUpgrade(request, socket, head, true),
+      handleStream: (stream, headers, rawHeaders) => void this.#handleStream(stream, headers, rawHeaders, true),
+    };
     this.connections = new ReadableStream<ServerWebSocketStream>(
       {
         start: (controller) => {
@@ -92,26 +107,41 @@ export class WebSocketStreamServer {
       this.#httpServer = resolved.server;
       this.#ownsServer = false;
       // Throws if another server already serves this path here: before anything else is set up.
-      this.#removeRoute = addUpgradeRoute(this.#httpServer, { path: resolved.path, handle: this.#onUpgrade });
+      this.#removeRoute = addUpgradeRoute(this.#httpServer, this.#route);
       this.listening = Promise.resolve();
       return;
     }
     const handshakeTimeout = resolved.handshakeTimeout;
-    const serverOptions = {
-      maxHeaderSize: resolved.maxHandshakeHead,
-      // node:http checks header and request timeouts only this often (30 s by default).
-      connectionsCheckingInterval: Math.floor(Math.min(1000, Math.max(50, handshakeTimeout / 4))),
-    };
-    const httpServer = resolved.tls !== undefined ? https.createServer({ ...resolved.tls, ...serverOptions }) : http.createServer(serverOptions);
+    // node:http checks header and request timeouts only this often (30 s by default).
+    const connectionsCheckingInterval = Math.floor(Math.min(1000, Math.max(50, handshakeTimeout / 4)));
+    let httpServer: HttpServer;
+    if (resolved.http2) {
+      // RFC 8441 §3 from the first SETTINGS frame; HTTP/2 has no head size limit of node:http's
+      // kind, the header list size (uncompressed) stands for it.
+      const windows = http2Windows(resolved.session.readableHighWaterMark ?? DEFAULT_READABLE_HIGH_WATER_MARK);
+      const settings: http2.Settings = { enableConnectProtocol: true, maxHeaderListSize: resolved.maxHandshakeHead, initialWindowSize: windows.stream };
+      httpServer =
+        resolved.tls !== undefined
+          ? http2.createSecureServer({ ...resolved.tls, allowHTTP1: true, settings, maxHeaderSize: resolved.maxHandshakeHead } as http2.SecureServerOptions)
+          : http2.createServer({ settings, maxHeaderSize: resolved.maxHandshakeHead } as http2.ServerOptions);
+      (httpServer as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = connectionsCheckingInterval;
+      this.#sessions = new Http2SessionTracker(httpServer as http2.Http2Server, handshakeTimeout, windows.session);
+    } else {
+      const serverOptions = { maxHeaderSize: resolved.maxHandshakeHead, connectionsCheckingInterval };
+      httpServer = resolved.tls !== undefined ? https.createServer({ ...resolved.tls, ...serverOptions }) : http.createServer(serverOptions);
+    }
     this.#httpServer = httpServer;
     this.#ownsServer = true;
-    // Slow or never-finished request heads (slowloris) are cut off by node:http itself.
-    httpServer.headersTimeout = handshakeTimeout;
-    httpServer.requestTimeout = handshakeTimeout;
-    // A connection that never sends a request at all is dropped after the same time.
-    httpServer.timeout = handshakeTimeout;
+    // Slow or never-finished request heads (slowloris) are cut off by node:http itself (for
+    // HTTP/1.1 on an HTTP/2 server too).
+    const timeouts = httpServer as { headersTimeout?: number; requestTimeout?: number; timeout?: number };
+    timeouts.headersTimeout = handshakeTimeout;
+    timeouts.requestTimeout = handshakeTimeout;
+    // A connection that never sends a request at all is dropped after the same time. (An HTTP/2
+    // session gets this as an idle timeout too: the session tracker takes it over.)
+    timeouts.timeout = handshakeTimeout;
     httpServer.on('request', answerPlainRequest);
-    this.#removeRoute = addUpgradeRoute(httpServer, { path: resolved.path, handle: this.#onUpgrade });
+    this.#removeRoute = addUpgradeRoute(httpServer, this.#route);
     this.listening = new Promise<void>((resolve, reject) => {
       httpServer.once('error', reject);
       const onListening = (): void => {
@@ -139,7 +169,16 @@ export class WebSocketStreamServer {
    * you own. Resolves with the stream, or null if refused; the stream is not put in `connections`.
    */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<ServerWebSocketStream | null> {
-    return this.#handle(request, socket, head, false);
+    return this.#handleUpgrade(request, socket, head, false);
+  }
+
+  /**
+   * The same for a WebSocket over HTTP/2 (RFC 8441): accepts an extended CONNECT stream from an
+   * http2 server you route yourself ('stream' event: pass its stream, headers and raw headers).
+   * Your server must have `settings: { enableConnectProtocol: true }`.
+   */
+  handleHttp2Stream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: string[] = []): Promise<ServerWebSocketStream | null> {
+    return this.#handleStream(stream, headers, rawHeaders, false);
   }
 
   /**
@@ -171,7 +210,12 @@ export class WebSocketStreamServer {
       closing.push(settled(stream.closed));
       session.close(closeCode, reason);
     }
-    if (this.#ownsServer) closing.push(this.#closeListener());
+    if (this.#ownsServer) {
+      const streamsClosed = Promise.all(closing);
+      closing.push(this.#closeListener());
+      // An HTTP/2 session outlives its WebSockets only by what its client keeps open.
+      if (this.#sessions !== null) void streamsClosed.then(() => this.#sessions?.destroyAll());
+    }
     this.#closedPromise = Promise.all(closing).then(() => this.#removeRoute());
     return this.#closedPromise;
   }
@@ -180,9 +224,17 @@ export class WebSocketStreamServer {
   #closeListener(): Promise<void> {
     this.#listenerClosed ??= new Promise<void>((resolve) => {
       this.#httpServer.close(() => resolve());
+      const sessions = this.#sessions;
+      if (sessions !== null) {
+        // GOAWAY (RFC 9113 §6.8): no new streams; the WebSockets under way finish their closing
+        // handshakes, then each session ends. HTTP/1.1 connections left idle are closed by
+        // close() itself.
+        sessions.closeAll();
+        return;
+      }
       // Connections still in plain HTTP (one that never sent a request, a keep-alive one) would
       // hold close() open. Upgraded sockets are no longer the HTTP server's: they close above.
-      this.#httpServer.closeAllConnections();
+      (this.#httpServer as http.Server).closeAllConnections();
     });
     return this.#listenerClosed;
   }
@@ -210,23 +262,43 @@ export class WebSocketStreamServer {
     this.#wakeWaiting();
   }
 
-  readonly #onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    void this.#handle(request, socket, head, true);
-  };
+  #handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, queued: boolean): Promise<ServerWebSocketStream | null> {
+    return this.#admit(
+      (refusal) => {
+        socket.on('error', ignoreError);
+        refuse(socket, refusal);
+      },
+      (beforeAccept) => accept(request, socket, head, this.#options, beforeAccept, this.#sessionOptions),
+      queued,
+    );
+  }
 
-  async #handle(request: IncomingMessage, socket: Duplex, head: Buffer, queued: boolean): Promise<ServerWebSocketStream | null> {
+  #handleStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: string[], queued: boolean): Promise<ServerWebSocketStream | null> {
+    return this.#admit(
+      (refusal) => respondRefusal(stream, refusal),
+      (beforeAccept) => acceptExtendedConnect(stream, headers, rawHeaders, this.#options, beforeAccept, this.#sessionOptions),
+      queued,
+    );
+  }
+
+  /** The server's own limits before a handshake, then the handshake; the same for both transports. */
+  async #admit(
+    refuseWith: (refusal: Refusal) => void,
+    run: (beforeAccept: BeforeAccept) => Promise<Accepted | null>,
+    queued: boolean,
+  ): Promise<ServerWebSocketStream | null> {
     if (this.#state !== 'accepting') {
-      refuse(socket, NOT_ACCEPTING);
+      refuseWith(NOT_ACCEPTING);
       return null;
     }
     if (this.connectionCount >= this.#options.maxConnections) {
-      refuse(socket, { status: 503, headers: { 'Retry-After': '1' }, message: 'too many connections' });
+      refuseWith({ status: 503, headers: { 'Retry-After': '1' }, message: 'too many connections' });
       return null;
     }
     this.#handshakes++;
     let accepted: Accepted | null;
     try {
-      accepted = await accept(request, socket, head, this.#options, queued ? this.#waitForRoom : this.#stillAccepting, this.#sessionOptions);
+      accepted = await run(queued ? this.#waitForRoom : this.#stillAccepting);
     } finally {
       this.#handshakes--;
     }
@@ -268,8 +340,15 @@ export class WebSocketStreamServer {
 }
 
 /** A server that listens itself answers plain HTTP requests: it serves WebSockets only. */
-function answerPlainRequest(request: IncomingMessage, response: http.ServerResponse): void {
+function answerPlainRequest(request: IncomingMessage | http2.Http2ServerRequest, response: http.ServerResponse | http2.Http2ServerResponse): void {
+  if (request.httpVersionMajor === 2) {
+    // HTTP/2 has no Upgrade (RFC 9113 §8.2.2), so no 426: WebSockets come as extended CONNECT.
+    (response as http2.Http2ServerResponse).writeHead(405, { 'content-type': 'text/plain; charset=utf-8', allow: 'CONNECT' });
+    response.end('This is a WebSocket server: connect with a WebSocket client (over HTTP/2: extended CONNECT, RFC 8441).\n');
+    return;
+  }
   // node:http hands over as plain requests the upgrades whose Connection lacks "upgrade".
+  response = response as http.ServerResponse;
   if (/\bwebsocket\b/i.test(request.headers.upgrade ?? '')) {
     response.writeHead(400, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
     response.end('Connection header does not hold "upgrade"\n');

@@ -1,10 +1,19 @@
 // WebSocketStream, the client: WHATWG constructor semantics (spec-notes §1–§2) over node:net/tls.
+import type * as http2 from 'node:http2';
 import type * as tls from 'node:tls';
-import { ClientHandshake } from './handshake/client.js';
+import { ClientHandshake, type ClientHandshakeResult } from './handshake/client.js';
+import { H2ClientHandshake, type Http2Mode } from './handshake/h2-client.js';
 import { isToken, isValidHeaderValue } from './handshake/http.js';
 import { resolveProxy, toProxySetting, type ProxyOptions } from './handshake/proxy.js';
 import { isUnixSocketUrl, toCreateConnection, unixSocketTarget, type CreateConnection } from './handshake/transport.js';
-import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKE_HEAD, DEFAULT_MAX_PAYLOAD } from './protocol/constants.js';
+import {
+  DEFAULT_CLOSE_TIMEOUT,
+  DEFAULT_HANDSHAKE_TIMEOUT,
+  DEFAULT_HTTP2_IDLE_TIMEOUT,
+  DEFAULT_MAX_HANDSHAKE_HEAD,
+  DEFAULT_MAX_PAYLOAD,
+  DEFAULT_READABLE_HIGH_WATER_MARK,
+} from './protocol/constants.js';
 import { Session, type SessionOptions, type WebSocketClosedInfo, type WebSocketOpenInfo } from './session.js';
 import { heartbeatOption, positiveNumber, timeoutOption, type HeartbeatOptions } from './options.js';
 import { normalizeDeflateOptions, type PerMessageDeflateOptions } from './protocol/permessage-deflate.js';
@@ -66,9 +75,24 @@ export interface WebSocketStreamOptions {
    * is a tls.TLSSocket already. Cannot be combined with `proxy`.
    */
   createConnection?: CreateConnection;
+  /**
+   * WebSockets over HTTP/2 (RFC 8441, Node only). `false` (default): the HTTP/1.1 upgrade.
+   * `true`: HTTP/2 only, as one stream of a session shared by the WebSockets to the same origin
+   * (wss: negotiates h2 by ALPN; ws: speaks h2c with prior knowledge); the handshake fails if
+   * the server does not speak HTTP/2 or does not enable extended CONNECT. `'prefer'`: the same
+   * when the server allows it, else the HTTP/1.1 upgrade. A `ClientHttp2Session` (from
+   * http2.connect): a stream on that session, which stays yours to close. Not with `proxy`,
+   * `createConnection` or ws+unix: URLs.
+   */
+  http2?: boolean | 'prefer' | http2.ClientHttp2Session;
+  /** Milliseconds a shared HTTP/2 session stays open once it carries no WebSocket. Default 5 000. */
+  http2IdleTimeout?: number;
 }
 
 /** Headers the handshake itself sets; a user value would break or forge it. */
+/** RFC 9113 §8.2.2: connection-specific fields, malformed in HTTP/2 (the others are reserved above). */
+const HTTP1_ONLY_HEADERS = new Set(['keep-alive', 'proxy-connection', 'te']);
+
 const RESERVED_HEADERS = new Set([
   'host',
   'upgrade',
@@ -150,11 +174,26 @@ export class WebSocketStream {
     const proxySetting = toProxySetting(dictionary.proxy);
     const createConnection = toCreateConnection(dictionary.createConnection);
     if (createConnection !== null && proxySetting !== null) throw new TypeError('createConnection cannot be combined with proxy: it brings the whole connection');
+    const http2Mode = toHttp2Mode(dictionary.http2);
+    const http2IdleTimeout = timeoutOption(dictionary.http2IdleTimeout, 'http2IdleTimeout', DEFAULT_HTTP2_IDLE_TIMEOUT);
+    if (http2Mode !== null) {
+      if (createConnection !== null) throw new TypeError('http2 cannot be combined with createConnection');
+      if (typeof http2Mode === 'object' && tlsOptions !== undefined) {
+        throw new TypeError('tls is for connections this library opens; the HTTP/2 session passed as http2 has its own');
+      }
+      for (const [name] of headers) {
+        if (HTTP1_ONLY_HEADERS.has(name.toLowerCase())) throw new TypeError(`header ${name} is connection-specific: HTTP/2 does not allow it`);
+      }
+    }
 
     const parsed = parseWebSocketUrl(urlString);
     checkProtocols(protocols);
     // Needs the target (which variable, and NO_PROXY), so after the URL checks; a bad variable throws.
     const proxy = resolveProxy(proxySetting, parsed);
+    if (http2Mode !== null && proxy !== null) {
+      throw new TypeError('http2 cannot be combined with a proxy: WebSockets over HTTP/2 connect directly');
+    }
+    if (http2Mode !== null && isUnixSocketUrl(parsed)) throw new TypeError('http2 takes ws: and wss: URLs, not Unix domain sockets');
     this.#url = parsed.href;
     const session = new Session(sessionOptions);
     this.#session = session;
@@ -171,19 +210,48 @@ export class WebSocketStream {
       // A reconnect loop sharing one long-lived signal must not collect listeners.
       session.whenSettled(() => signal.removeEventListener('abort', onAbort!));
     }
-    const handshake = new ClientHandshake(
-      { url: parsed, protocols, headers, tls: tlsOptions, handshakeTimeout, maxHandshakeHead, perMessageDeflate, proxy, createConnection },
-      (error, result) => {
-        if (error !== null) {
-          // The cause is the system or TLS error itself when there is one, else the HandshakeError
-          // (which carries the status and headers of a non-101 response).
-          session.failHandshake(`WebSocket handshake with ${parsed.href} failed: ${error.message}`, error.cause ?? error);
-        } else {
-          session.establish(result!.socket, result!.head, result!.protocol, result!.extensions, result!.deflate);
-        }
+    const done = (error: Error | null, result?: ClientHandshakeResult): void => {
+      if (error !== null) {
+        // The cause is the system or TLS error itself when there is one, else the HandshakeError
+        // (which carries the status and headers of a non-101 response).
+        session.failHandshake(`WebSocket handshake with ${parsed.href} failed: ${error.message}`, error.cause ?? error);
+      } else {
+        session.establish(result!.socket, result!.head, result!.protocol, result!.extensions, result!.deflate);
+      }
+    };
+    const startedAt = Date.now();
+    let fellBack = false;
+    const http1 = (connected: tls.TLSSocket | null = null): void => {
+      fellBack = true;
+      // After an HTTP/2 attempt, the HTTP/1.1 handshake has what is left of the same deadline.
+      const timeout = Math.max(1, handshakeTimeout - (Date.now() - startedAt));
+      const handshake = new ClientHandshake(
+        { url: parsed, protocols, headers, tls: tlsOptions, handshakeTimeout: timeout, maxHandshakeHead, perMessageDeflate, proxy, createConnection, connected },
+        done,
+      );
+      session.handshakeStarted(() => handshake.cancel());
+    };
+    if (http2Mode === null) {
+      http1();
+      return;
+    }
+    const handshake = new H2ClientHandshake(
+      {
+        url: parsed,
+        protocols,
+        headers,
+        tls: tlsOptions,
+        handshakeTimeout,
+        perMessageDeflate,
+        mode: http2Mode,
+        idleTimeout: http2IdleTimeout,
+        readableHighWaterMark: sessionOptions.readableHighWaterMark ?? DEFAULT_READABLE_HIGH_WATER_MARK,
       },
+      done,
+      http2Mode === 'prefer' ? http1 : null,
     );
-    session.handshakeStarted(() => handshake.cancel());
+    // A fallback (even one decided in the constructor) has registered its own handshake's cancel.
+    if (!fellBack) session.handshakeStarted(() => handshake.cancel());
   }
 
   /** The URL, serialized after http: and https: became ws: and wss:. */
@@ -236,6 +304,16 @@ function parseWebSocketUrl(input: string): URL {
   if (url.href.includes('#')) throw new DOMException('a WebSocket URL cannot have a fragment', 'SyntaxError');
   if (isUnixSocketUrl(url)) unixSocketTarget(url);
   return url;
+}
+
+/** The `http2` option: null for HTTP/1.1 alone. */
+function toHttp2Mode(value: unknown): Http2Mode | null {
+  if (value === undefined || value === false) return null;
+  if (value === true || value === 'prefer') return value;
+  if (typeof value === 'object' && value !== null && typeof (value as http2.ClientHttp2Session).request === 'function' && 'remoteSettings' in value) {
+    return value as http2.ClientHttp2Session;
+  }
+  throw new TypeError("http2 must be true, false, 'prefer' or an http2.ClientHttp2Session");
 }
 
 function checkProtocols(protocols: readonly string[]): void {

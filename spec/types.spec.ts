@@ -21,11 +21,15 @@ const typesNode = path.dirname(requireFromRepo.resolve('@types/node/package.json
 // await there), plus the exported types a user names. Under `noImplicitAny` the destructured
 // `readable`/`writable` fail to compile if `connections` does not iterate to typed streams.
 const consumerSource = `import * as http from 'node:http';
+import * as http2 from 'node:http2';
 import {
+  handleHttp2Stream,
   handleUpgrade,
   WebSocketError,
   WebSocketStream,
   WebSocketStreamServer,
+  type ExtendedConnectRequest,
+  type HandshakeRequest,
   type ServerWebSocketStream,
   type VerifyResult,
   type WebSocketMessage,
@@ -88,6 +92,24 @@ export function attached(): http.Server {
   });
   const owned = new WebSocketStreamServer({ port: 0 });
   app.on('upgrade', (request, socket, head) => void owned.handleUpgrade(request, socket, head));
+  return app;
+}
+
+export async function overHttp2(session: http2.ClientHttp2Session): Promise<http2.Http2SecureServer> {
+  const app = http2.createSecureServer({ allowHTTP1: true }, (request, response) => response.end(request.httpVersion));
+  const live = new WebSocketStreamServer({
+    server: app,
+    verify: (request: HandshakeRequest): VerifyResult =>
+      request.httpVersionMajor === 2 ? (request as ExtendedConnectRequest).authority === 'example.com' : request.headers.host === 'example.com',
+  });
+  void live.connections.getReader().read().then(({ value }) => value?.request.httpVersion === '2.0');
+  const own = http2.createServer({ settings: { enableConnectProtocol: true } });
+  own.on('stream', (stream, headers) => void handleHttp2Stream(stream, headers, { protocols: ['chat'] }));
+  new WebSocketStreamServer({ port: 0, http2: true, tls: {} });
+  const pooled = new WebSocketStream('wss://example.com/', { http2: true, http2IdleTimeout: 1000 });
+  const preferring = new WebSocketStream('wss://example.com/', { http2: 'prefer' });
+  const onSession = new WebSocketStream('wss://example.com/', { http2: session });
+  await Promise.all([pooled.opened, preferring.opened, onSession.opened]);
   return app;
 }
 `;

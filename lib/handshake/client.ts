@@ -28,9 +28,15 @@ export interface ClientHandshakeOptions {
   proxy?: ProxyEndpoint | null;
   /** The user's own transport; never given together with a proxy. */
   createConnection?: CreateConnection | null;
+  /**
+   * A connection to the target that is already open (a TLS connection on which ALPN chose
+   * HTTP/1.1 when HTTP/2 was tried first): the handshake runs over it instead of connecting.
+   */
+  connected?: net.Socket | null;
 }
 
 export interface ClientHandshakeResult {
+  /** The socket, or the HTTP/2 stream (RFC 8441), that carries the WebSocket. */
   socket: ConnectionSocket;
   /** Bytes that arrived after the response head: the first WebSocket frames. */
   head: Buffer;
@@ -98,7 +104,10 @@ export class ClientHandshake {
     const connectOptions = connectOptionsOf(this.target, options.tls);
     const proxy = options.proxy ?? null;
     const createConnection = options.createConnection ?? null;
-    if (createConnection !== null) {
+    const connected = options.connected ?? null;
+    if (connected !== null) {
+      this.start(connected);
+    } else if (createConnection !== null) {
       this.userConnection = new UserConnection(createConnection, url, connectOptions, (failure, stream) => {
         this.userConnection = null;
         if (failure !== null) this.fail(new HandshakeError(`createConnection failed: ${describeFailure(failure.error)}`, { cause: failure.error }));

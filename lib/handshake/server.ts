@@ -54,7 +54,7 @@ export function checkUpgradeRequest(request: IncomingMessage): UpgradeRequestChe
   return { key: key.trim(), protocols };
 }
 
-export function isRefusal(value: UpgradeRequestCheck | Refusal): value is Refusal {
+export function isRefusal<T extends object>(value: T | Refusal): value is Refusal {
   return 'status' in value;
 }
 

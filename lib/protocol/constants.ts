@@ -71,6 +71,20 @@ export const DEFAULT_READABLE_HIGH_WATER_MARK = 1024 * 1024;
  * it, once the socket has drained to it (docs/semantics.md, "The writable").
  */
 export const DEFAULT_SEND_BUFFER_SIZE = 16 * 1024;
+/**
+ * How long a client's pooled HTTP/2 session (RFC 8441) stays open once it carries no WebSocket;
+ * meanwhile it does not keep the process alive. Like undici's keep-alive default, a few seconds.
+ */
+export const DEFAULT_HTTP2_IDLE_TIMEOUT = 5_000;
+/** RFC 9113 §6.9.2: the flow-control window an HTTP/2 stream or connection starts with. */
+export const HTTP2_INITIAL_WINDOW = 65_535;
+/** RFC 9113 §6.9.1: the largest flow-control window. */
+export const HTTP2_MAX_WINDOW = 2 ** 31 - 1;
+/**
+ * An HTTP/2 connection's receive window is this many times one stream's, so that a few stalled
+ * WebSockets (each holding a full stream window) do not stop the others on the connection.
+ */
+export const HTTP2_SESSION_WINDOW_STREAMS = 16;
 /** Accepted server connections queued in `server.connections` before new handshakes wait. */
 export const DEFAULT_ACCEPT_BACKLOG = 16;
 /**

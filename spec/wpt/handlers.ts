@@ -2,7 +2,9 @@
 // that the WebSocketStream tests in `websockets/stream/tentative/` talk to (spec-notes §9).
 //
 // A raw TCP server (optionally TLS, for the `?wss` variant) on 127.0.0.1, port 0, that does the
-// opening handshake itself and dispatches on the request path. Its frame reader and writer are
+// opening handshake itself and dispatches on the request path. For the `?wpt_flags=h2` variant it
+// is an HTTP/2 server (node:http2, TLS) that takes RFC 8441's extended CONNECT instead, and the
+// same handlers run over the stream; a reset is then RST_STREAM (CANCEL) instead of TCP's RST. Its frame reader and writer are
 // written here, independently of lib/ and of spec/helpers/raw-peer.ts: server side, so it reads
 // masked frames and writes unmasked ones.
 //
@@ -16,6 +18,7 @@
 //   1000, reply after 1 s, or drop TCP), and then the server closes TCP.
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import zlib from 'node:zlib';
@@ -41,6 +44,38 @@ const OP_PING = 0x9;
 const OP_PONG = 0xa;
 
 export type Message = { type: 'text'; data: string } | { type: 'binary'; data: Buffer };
+
+/**
+ * What a connection resets and watches close: the TCP socket (under TLS, if any), or for a
+ * WebSocket over HTTP/2 its stream, with the counts of the TCP connection it runs on.
+ */
+export interface RawTransport {
+  readonly destroyed: boolean;
+  readonly remotePort: number | undefined;
+  readonly bytesRead: number;
+  once(event: 'close', listener: () => void): unknown;
+  resetAndDestroy(): unknown;
+}
+
+function isHttp2Stream(value: unknown): boolean {
+  return typeof (value as { respond?: unknown }).respond === 'function';
+}
+
+/** An HTTP/2 stream as a RawTransport: RFC 8441 §5 maps TCP's RST to RST_STREAM with CANCEL. */
+function streamTransport(stream: http2.ServerHttp2Stream): RawTransport {
+  const socket = stream.session!.socket;
+  return {
+    get destroyed() {
+      return stream.destroyed;
+    },
+    remotePort: socket.remotePort,
+    get bytesRead() {
+      return socket.bytesRead;
+    },
+    once: (event, listener) => stream.once(event, listener),
+    resetAndDestroy: () => stream.close(http2.constants.NGHTTP2_CANCEL),
+  };
+}
 
 export interface CloseInfo {
   /** null for a close frame with no body. */
@@ -275,8 +310,8 @@ export class ServerConnection extends EventEmitter {
 
   constructor(
     readonly socket: net.Socket,
-    /** The TCP socket (for a TLS connection, the one under it): what gets reset. */
-    readonly rawSocket: net.Socket,
+    /** The TCP socket (for a TLS connection, the one under it; over HTTP/2, the stream): what gets reset. */
+    readonly rawSocket: RawTransport,
     readonly headers: Record<string, string>,
     target: string,
     private readonly handler: Handler,
@@ -423,7 +458,8 @@ export class ServerConnection extends EventEmitter {
     this.emit('reset');
     this.reader.stopped = true;
     this.rawSocket.resetAndDestroy();
-    if (this.socket !== this.rawSocket) this.socket.destroy();
+    // Under TLS the TLS socket goes too; an HTTP/2 stream was closed by its reset.
+    if ((this.socket as unknown) !== this.rawSocket && !isHttp2Stream(this.socket)) this.socket.destroy();
   }
 
   /** The handler returned (web_socket_transfer_data finished). */
@@ -654,6 +690,8 @@ export interface RequestInfo {
 export interface WptServerOptions {
   /** Serve wss: with the test certificate (spec/fixtures) instead of ws:. */
   tls?: { cert: Buffer; key: Buffer };
+  /** With tls: serve WebSockets over HTTP/2 (RFC 8441) instead of HTTP/1.1 upgrades. */
+  http2?: boolean;
 }
 
 /** The stand-in for the wpt server's WebSocket port. */
@@ -666,12 +704,28 @@ export class WptServer extends EventEmitter {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly server: net.Server;
   private readonly secureContext: tls.SecureContext | null;
+  private readonly h2Sessions = new Set<http2.ServerHttp2Session>();
   port = 0;
 
   constructor(options: WptServerOptions = {}) {
     super();
     this.secureContext = options.tls ? tls.createSecureContext({ cert: options.tls.cert, key: options.tls.key }) : null;
-    this.server = net.createServer((socket) => this.onConnection(socket));
+    if (options.http2 === true && options.tls !== undefined) {
+      const h2 = http2.createSecureServer({ cert: options.tls.cert, key: options.tls.key, settings: { enableConnectProtocol: true } });
+      h2.on('connection', (raw: net.Socket) => this.countConnection(raw));
+      h2.on('session', (session: http2.ServerHttp2Session) => {
+        this.h2Sessions.add(session);
+        session.on('error', () => {});
+        session.once('close', () => this.h2Sessions.delete(session));
+      });
+      h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.onStream(stream, headers));
+      this.server = h2;
+      return;
+    }
+    this.server = net.createServer((socket) => {
+      this.countConnection(socket);
+      this.onConnection(socket);
+    });
   }
 
   get secure(): boolean {
@@ -722,6 +776,7 @@ export class WptServer extends EventEmitter {
   async close(): Promise<void> {
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
+    for (const session of this.h2Sessions) session.destroy();
     const closing = [...this.sockets].map((socket) => new Promise<void>((resolve) => {
       if (socket.destroyed && socket.closed) resolve();
       else socket.once('close', () => resolve());
@@ -730,13 +785,47 @@ export class WptServer extends EventEmitter {
     await Promise.all([...closing, new Promise<void>((resolve) => this.server.close(() => resolve()))]);
   }
 
-  private onConnection(raw: net.Socket): void {
+  private countConnection(raw: net.Socket): void {
     this.connectionCount++;
     this.sockets.add(raw);
     raw.on('close', () => this.sockets.delete(raw));
     raw.on('error', () => {});
     raw.setNoDelay(true);
     this.emit('connection', raw);
+  }
+
+  /** RFC 8441: an extended CONNECT stream, dispatched on its :path as an upgrade is on its target. */
+  private onStream(stream: http2.ServerHttp2Stream, h2Headers: http2.IncomingHttpHeaders): void {
+    stream.on('error', () => {});
+    const target = String(h2Headers[':path'] ?? '/');
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(h2Headers)) if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : String(value);
+    const path = new URL(target, 'ws://stand-in.invalid').pathname;
+    const valid = headers[':method'] === 'CONNECT' && headers[':protocol'] === 'websocket' && headers['sec-websocket-version'] === '13';
+    const handler = valid ? handlers[path] : undefined;
+    const connection =
+      handler === undefined ? undefined : new ServerConnection(stream as unknown as net.Socket, streamTransport(stream), headers, target, handler, this.timers);
+    const info: RequestInfo = { target, path, headers, connection };
+    this.requests.push(info);
+    this.emit('request', info);
+    if (!valid || handler === undefined || connection === undefined) {
+      stream.respond({ ':status': valid ? 404 : 400 }, { endStream: true });
+      return;
+    }
+    const response: http2.OutgoingHttpHeaders = { ':status': 200 };
+    const offered = (headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter((p) => p !== '');
+    const protocol = offered.length > 0 ? handler.selectProtocol?.(offered) : undefined;
+    connection.protocol = protocol ?? '';
+    if (protocol !== undefined) response['sec-websocket-protocol'] = protocol;
+    const offers = (headers['sec-websocket-extensions'] ?? '').split(',').map((offer) => offer.split(';')[0]!.trim());
+    if (handler.deflate && offers.includes('permessage-deflate')) {
+      connection.deflate = true;
+      response['sec-websocket-extensions'] = 'permessage-deflate; server_no_context_takeover; client_no_context_takeover';
+    }
+    this.startSession(connection, handler, Buffer.alloc(0), () => stream.respond(response));
+  }
+
+  private onConnection(raw: net.Socket): void {
     let socket: net.Socket = raw;
     if (this.secureContext !== null) {
       socket = new tls.TLSSocket(raw, { isServer: true, secureContext: this.secureContext });
@@ -806,10 +895,14 @@ export class WptServer extends EventEmitter {
     }
     const response = Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1');
     connection.handshakeBytes = response.length;
+    this.startSession(connection, handler, rest, () => socket.write(response));
+  }
 
+  /** Sends the acceptance (after the handler's delay, if any) and runs the handler. */
+  private startSession(connection: ServerConnection, handler: Handler, rest: Buffer, sendAcceptance: () => void): void {
     const accept = (): void => {
       if (!connection.alive) return;
-      socket.write(response);
+      sendAcceptance();
       this.sessions.push(connection);
       this.emit('session', connection);
       connection.start(rest);

@@ -1,8 +1,8 @@
 // Shared scaffolding for the mocha ports of web-platform-tests `websockets/stream/tentative/`.
 //
-// WPT runs each file in the variants `?default`, `?wss` and `?wpt_flags=h2`. The first two are
-// ported (plain TCP and TLS against the stand-in handlers of ./handlers.ts); HTTP/2 WebSockets
-// (RFC 8441) have no meaning for a Node client over node:net/tls, so that variant is not.
+// WPT runs each file in the variants `?default`, `?wss` and `?wpt_flags=h2`, all three ported:
+// plain TCP, TLS, and WebSockets over HTTP/2 (RFC 8441: the client's `http2: true`, against the
+// stand-in handlers of ./handlers.ts behind an HTTP/2 server with extended CONNECT).
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { expect } from 'chai';
@@ -10,8 +10,8 @@ import { WebSocketStream, type WebSocketStreamOptions } from '../../lib/index.js
 import { testCert, testKey } from '../helpers/raw-peer.js';
 import { startWptServer, type WptServer } from './handlers.js';
 
-export type Variant = 'default' | 'wss';
-export const VARIANTS: readonly Variant[] = ['default', 'wss'];
+export type Variant = 'default' | 'wss' | 'h2';
+export const VARIANTS: readonly Variant[] = ['default', 'wss', 'h2'];
 
 /** How long afterEach waits for every stream's `closed` to settle once the server is gone. */
 const CLEANUP_LIMIT_MS = 5000;
@@ -38,8 +38,9 @@ export class WptFixture {
     return this.server.echoUrl;
   }
 
-  /** Options every stream of this variant needs: the test CA for wss. */
+  /** Options every stream of this variant needs: the test CA for wss (and h2, which is wss). */
   get tlsOptions(): WebSocketStreamOptions {
+    if (this.variant === 'h2') return { tls: { ca: testCert }, http2: true };
     return this.variant === 'wss' ? { tls: { ca: testCert } } : {};
   }
 
@@ -59,7 +60,7 @@ export class WptFixture {
   }
 
   async setUp(): Promise<void> {
-    this.currentServer = await startWptServer(this.variant === 'wss' ? { tls: { cert: testCert, key: testKey } } : {});
+    this.currentServer = await startWptServer(this.variant === 'default' ? {} : { tls: { cert: testCert, key: testKey }, http2: this.variant === 'h2' });
   }
 
   /**
@@ -103,7 +104,7 @@ function ignore(): void {}
  */
 export function wptSuite(file: string, body: (t: WptFixture) => void, variants: readonly Variant[] = VARIANTS): void {
   for (const variant of variants) {
-    describe(`${file}?${variant}`, function () {
+    describe(`${file}?${variant === 'h2' ? 'wpt_flags=h2' : variant}`, function () {
       const fixture = new WptFixture(variant);
       beforeEach(async function () {
         await fixture.setUp();

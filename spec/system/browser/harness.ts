@@ -1,10 +1,13 @@
 // Helpers for the browser interop spec: Debian's Chromium through playwright-core, and our
-// WebSocketStreamServer attached to an http.Server that also serves the test page.
+// WebSocketStreamServer attached to an http.Server that also serves the test page (or, for the
+// HTTP/2 spec, to an http2 secure server with allowHTTP1 that serves it over HTTP/2).
 import { createHash } from 'node:crypto';
 import http from 'node:http';
+import http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { WebSocketStreamServer, type ServerWebSocketStream, type WebSocketStreamServerOptions } from '../../../lib/index.js';
+import { testCert, testKey } from '../../helpers/raw-peer.js';
 import { requireProgram } from '../support/services.js';
 import { pageHtml, type ChunkInfo, type PageApi, type PageFeatures } from './page.js';
 
@@ -64,33 +67,68 @@ export interface Accepted {
   socket: Socket;
 }
 
+export interface TestServerSetup {
+  /**
+   * Serve the page over HTTPS with HTTP/2 (and HTTP/1.1 by ALPN) from an http2 secure server, with
+   * the test certificate. `attach: false` leaves the WebSocketStreamServer unattached, so that the
+   * http2 server does not announce extended CONNECT; WebSockets then come as HTTP/1.1 upgrades,
+   * handed to the server's handleUpgrade.
+   */
+  http2?: { attach: boolean };
+}
+
 /**
  * Our server on 127.0.0.1 port 0: an http.Server that serves the test page at `/` and a
  * WebSocketStreamServer attached to it at `/ws`.
  */
 export class TestServer {
-  readonly http: http.Server;
+  readonly http: http.Server | http2.Http2SecureServer;
   readonly wss: WebSocketStreamServer;
   readonly #sockets = new Set<Socket>();
+  readonly #sessions = new Set<http2.ServerHttp2Session>();
   readonly #queue: ServerWebSocketStream[] = [];
+  readonly #secure: boolean;
   #waiters: Array<(stream: ServerWebSocketStream) => void> = [];
   #port = 0;
+  /** TCP connections accepted so far. */
+  connectionCount = 0;
 
-  constructor(options: Omit<WebSocketStreamServerOptions, 'server' | 'port' | 'host' | 'tls'> = {}) {
+  constructor(options: Omit<WebSocketStreamServerOptions, 'server' | 'port' | 'host' | 'tls' | 'http2'> = {}, setup: TestServerSetup = {}) {
     const html = pageHtml();
-    this.http = http.createServer((request, response) => {
+    const handler = (request: http.IncomingMessage | http2.Http2ServerRequest, response: http.ServerResponse | http2.Http2ServerResponse): void => {
       if (request.method === 'GET' && request.url === '/') {
-        response.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
+        (response as http.ServerResponse).writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
         response.end(html);
         return;
       }
-      response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
+      (response as http.ServerResponse).writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
       response.end('not found\n');
-    });
+    };
+    this.#secure = setup.http2 !== undefined;
+    if (setup.http2 !== undefined) {
+      const secure = http2.createSecureServer({ key: testKey, cert: testCert, allowHTTP1: true }, handler);
+      secure.on('session', (session: http2.ServerHttp2Session) => {
+        this.#sessions.add(session);
+        session.once('close', () => this.#sessions.delete(session));
+      });
+      this.http = secure;
+    } else {
+      this.http = http.createServer(handler);
+    }
     this.http.on('connection', (socket: Socket) => {
+      this.connectionCount++;
       this.#sockets.add(socket);
       socket.on('close', () => this.#sockets.delete(socket));
     });
+    if (setup.http2?.attach === false) {
+      // Listening elsewhere (nobody connects there): it lends its options to handleUpgrade.
+      const wss = new WebSocketStreamServer({ ...options, port: 0, host: '127.0.0.1' });
+      this.http.on('upgrade', (request: http.IncomingMessage, socket, head: Buffer) => {
+        void wss.handleUpgrade(request, socket, head).then((stream) => stream !== null && this.#deliver(stream));
+      });
+      this.wss = wss;
+      return;
+    }
     const wss = new WebSocketStreamServer({ ...options, server: this.http, path: '/ws' });
     this.wss = wss;
     void (async () => {
@@ -98,11 +136,20 @@ export class TestServer {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) return;
-        const waiter = this.#waiters.shift();
-        if (waiter !== undefined) waiter(value);
-        else this.#queue.push(value);
+        this.#deliver(value);
       }
     })();
+  }
+
+  #deliver(stream: ServerWebSocketStream): void {
+    const waiter = this.#waiters.shift();
+    if (waiter !== undefined) waiter(stream);
+    else this.#queue.push(stream);
+  }
+
+  /** HTTP/2 sessions open now (the page's connection, when it came over HTTP/2). */
+  get sessionCount(): number {
+    return this.#sessions.size;
   }
 
   async listen(): Promise<this> {
@@ -118,11 +165,11 @@ export class TestServer {
   }
 
   get pageUrl(): string {
-    return `http://127.0.0.1:${this.#port}/`;
+    return this.#secure ? `https://localhost:${this.#port}/` : `http://127.0.0.1:${this.#port}/`;
   }
 
   get wsUrl(): string {
-    return `ws://127.0.0.1:${this.#port}/ws`;
+    return this.#secure ? `wss://localhost:${this.#port}/ws` : `ws://127.0.0.1:${this.#port}/ws`;
   }
 
   /** The next accepted connection, with its TCP socket. */
@@ -138,7 +185,8 @@ export class TestServer {
   /** Closes every WebSocket (1001) and the http server, with its keep-alive connections. */
   async close(): Promise<void> {
     await this.wss.close();
-    this.http.closeAllConnections();
+    for (const session of this.#sessions) session.destroy();
+    for (const socket of this.#sockets) socket.destroy();
     await new Promise<void>((resolve) => this.http.close(() => resolve()));
   }
 }
@@ -162,7 +210,8 @@ export async function serverEcho(stream: ServerWebSocketStream, log: ServerChunk
 
 /** A fresh page on the test server's page, checked to have the browser's own WebSocketStream. */
 export async function openTestPage(browser: Browser, server: TestServer): Promise<Page> {
-  const page = await browser.newPage();
+  // The HTTPS page uses the test certificate, which this browser has no reason to trust.
+  const page = await browser.newPage({ ignoreHTTPSErrors: true });
   page.on('pageerror', (error) => {
     console.error(`page error: ${error.message}`);
   });
