@@ -79,6 +79,7 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
   const backoff = new RestartBackoff();
   let phase: Phase = 'starting';
   let firstReady = 0;
+  let announcedPort: number | null = null;
   let killTimer: NodeJS.Timeout | undefined;
   const name = (record: WorkerRecord): string => `worker ${record.worker.id} (pid ${record.pid})`;
 
@@ -89,7 +90,8 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
       clearTimeout(killTimer);
       for (const timer of restarts) clearTimeout(timer);
       restarts.clear();
-      log(status === ExitStatus.OK ? 'stopped' : `${style.red('error:')} the workers could not start`);
+      // A failure was logged when it happened.
+      if (status === ExitStatus.OK) log('stopped');
       resolve(status);
     };
 
@@ -103,7 +105,11 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
         log(`${name(record)} ${style.green('ready')}${replaces === null ? '' : ` (replaces worker ${replaces})`}`);
         if (phase === 'starting' && ++firstReady === count) {
           phase = 'running';
+          announcedPort = address.port;
           log(options.describeListening(address));
+        } else if (announcedPort !== null && address.port !== announcedPort) {
+          // cluster shares a --port 0 socket only while some worker holds it.
+          log(`${style.yellow('note:')} ${name(record)} listens on port ${address.port}: every worker had died, and port 0 picked a new one`);
         }
       });
       // 'exit' comes with the status or the signal; an 'error' (a failed send) changes nothing here.

@@ -108,9 +108,9 @@ describe('nginx in front of two backends (the recipe in docs/scaling.md)', funct
   });
 
   it('proxy_read_timeout: an idle connection with a shorter heartbeat lives on; without one nginx cuts it (an unclean close, 1006)', async () => {
-    // Round-robin gives the first connection to the first backend, which pings every 300 ms.
-    const backends = [await serve(['--ping', '300']), await serve()];
-    const nginx = await startNginx({ backends: [backends[0]!.port, backends[1]!.port], readTimeout: '1s' });
+    // Round-robin gives the first connection to the first backend, which pings every 500 ms.
+    const backends = [await serve(['--ping', '500']), await serve()];
+    const nginx = await startNginx({ backends: [backends[0]!.port, backends[1]!.port], readTimeout: '2s' });
     const url = `ws://127.0.0.1:${nginx.port}`;
     const clis = backends.map((b) => b.cli);
     const heartbeat = await through(url, clis, 'with-heartbeat');
