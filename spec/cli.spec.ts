@@ -129,7 +129,7 @@ describe('wss (the command-line tool)', () => {
         expect(connect.stdout).to.include(option);
       }
       expect(serveHelp.stdout).to.match(/^Usage: wss serve \[options\]/);
-      for (const option of ['--mode', '--port', '--host', '--socket', '--tls-cert', '--tls-key', '--protocols', '--deflate', '--ping', '--json', '--binary-format', 'broadcast', 'print']) {
+      for (const option of ['--mode', '--port', '--host', '--socket', '--tls-cert', '--tls-key', '--protocols', '--deflate', '--ping', '--json', '--binary-format', '--workers', '--drain-timeout', 'broadcast', 'print']) {
         expect(serveHelp.stdout).to.include(option);
       }
       expect(helpConnect.stdout).to.equal(connect.stdout);
@@ -157,6 +157,11 @@ describe('wss (the command-line tool)', () => {
         [['serve', '--json'], /--json and --binary-format apply to --mode print only/],
         [['serve', '--socket', '/tmp/x.sock', '--port', '1'], /--socket listens on a Unix domain socket instead of --host and --port/],
         [['serve', '--socket', ''], /--socket needs a path/],
+        [['serve', '--workers', 'many'], /--workers must be a number of processes or "auto", not "many"/],
+        [['serve', '--workers', '0'], /--workers must be from 1 to 1024, not 0/],
+        [['serve', '--mode', 'broadcast', '--workers', '2'], /--mode broadcast needs one process: with 2 workers, a message would reach only the clients of the worker that received it/],
+        [['serve', '--workers', '2', '--tls-cert', KEY, '--tls-key', KEY], /--tls-cert\/--tls-key: /],
+        [['serve', '--drain-timeout', 'soon'], /--drain-timeout must be a whole number/],
       ];
       const runs = cases.map(([args]) => cli(args));
       for (const [index, run] of runs.entries()) {

@@ -1,5 +1,5 @@
 // The usage texts: one for the tool, one per command.
-import { DEFAULT_QUIET_WAIT } from './defaults.js';
+import { DEFAULT_DRAIN_TIMEOUT, DEFAULT_QUIET_WAIT } from './defaults.js';
 
 /** The command name, as installed by package.json "bin". */
 export const COMMAND = 'wss';
@@ -121,12 +121,19 @@ Options:
   -j, --json                print mode: one JSON object per message, as \`connect --json\` does,
                             with the number of the connection it came from
       --binary-format <f>   print mode: binary messages in hex or base64 (default hex)
+      --workers <n|auto>    run <n> worker processes that share the port (auto: one per core),
+                            each with its own connections; one that dies is replaced. Not with
+                            --mode broadcast: a message would reach only its worker's clients
+      --drain-timeout <ms>  when stopping, how long clients get to answer the 1001 close before
+                            they are dropped (default ${DEFAULT_DRAIN_TIMEOUT})
   -h, --help                show this help
 
-Ctrl-C (SIGINT) or SIGTERM stops the server: open connections are closed with 1001 first. A
-second signal exits at once.
+Ctrl-C (SIGINT) or SIGTERM stops the server: open connections are closed with 1001 first, for
+at most --drain-timeout milliseconds. With --workers, the primary process has every worker do
+so, then exits. A second signal exits at once.
 
 Examples:
   ${COMMAND} serve --mode broadcast
   ${COMMAND} serve --mode print --port 9000 --protocols chat,json > messages.log
+  ${COMMAND} serve --workers auto --host 0.0.0.0 --ping 20000
 `;

@@ -1,14 +1,19 @@
 // `serve`: a WebSocket server in echo, broadcast or print mode, with the demo page at GET /.
+import cluster from 'node:cluster';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import tls from 'node:tls';
 import { WebSocketStreamServer, type ServerWebSocketStream, type WebSocketMessage, type WebSocketStreamServerOptions } from '../index.js';
 import { flag, integerOption, MAX_MILLISECONDS, parse, splitList, stringListOption, stringOption, UsageError, type OptionSpec } from './args.js';
 import { readOptionFile } from './connect.js';
+import { DEFAULT_DRAIN_TIMEOUT, MAX_WORKERS } from './defaults.js';
 import { DEMO_PAGE_CSP, demoPage } from './demo-page.js';
 import { ExitStatus, SERVE_USAGE } from './help.js';
 import { BINARY_FORMATS, formatBinary, type BinaryFormat } from './lines.js';
 import { binaryLine, closeDescription, describeError, messageRecord, styleFor, writeText, type Io, type Style } from './output.js';
+import { runPrimary } from './workers.js';
 
 const MODES = ['echo', 'broadcast', 'print'] as const;
 type Mode = (typeof MODES)[number];
@@ -25,6 +30,8 @@ const OPTIONS: OptionSpec = {
   ping: { type: 'string' },
   json: { type: 'boolean', short: 'j' },
   'binary-format': { type: 'string' },
+  workers: { type: 'string' },
+  'drain-timeout': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 };
 
@@ -54,6 +61,9 @@ interface ServeSettings {
   /** Print mode: one JSON record per message instead of its text. */
   json: boolean;
   binaryFormat: BinaryFormat;
+  /** null: one process, no cluster. */
+  workers: number | null;
+  drainTimeout: number;
 }
 
 export async function runServe(args: string[], io: Io): Promise<number> {
@@ -64,7 +74,34 @@ export async function runServe(args: string[], io: Io): Promise<number> {
   }
   const settings = await serveSettings(parsed);
   const style = styleFor(io.stderr, io.env);
-  const log = (line: string): void => void writeText(io.stderr, `${line}\n`);
+  if (settings.workers === null) return runServer(settings, io, style, null);
+  // A worker runs the same command line as its primary (cluster.fork runs the script again).
+  if (cluster.isWorker) {
+    try {
+      return await runServer(settings, io, style, cluster.worker!.id);
+    } finally {
+      // The IPC channel to the primary would keep this process alive when the server is done.
+      cluster.worker!.disconnect();
+    }
+  }
+  if (io.script === undefined) throw new UsageError('--workers needs the path of the wss script, to run it in each worker');
+  // Every worker would fail on a certificate that does not load: say it once, before forking.
+  if (settings.tls !== null) checkTls(settings.tls);
+  return runPrimary({
+    count: settings.workers,
+    script: io.script,
+    args,
+    drainTimeout: settings.drainTimeout,
+    describeListening: (address) => listeningLines(settings, address, style, `${settings.workers} worker${settings.workers === 1 ? '' : 's'}`),
+    log: (line) => void writeText(io.stderr, `${line}\n`),
+    style,
+  });
+}
+
+/** One server: the whole of `wss serve` without --workers, or one worker (`workerId`) of it. */
+async function runServer(settings: ServeSettings, io: Io, style: Style, workerId: number | null): Promise<number> {
+  const prefix = workerId === null ? '' : `worker ${workerId}: `;
+  const log = (line: string): void => void writeText(io.stderr, `${prefix}${line}\n`);
 
   const page = demoPage({ mode: settings.mode, protocols: settings.protocols });
   const onRequest = (request: http.IncomingMessage, response: http.ServerResponse): void => servePage(request, response, page);
@@ -98,37 +135,38 @@ export async function runServe(args: string[], io: Io): Promise<number> {
   }
   // Errors on client sockets are handled by node:http and the library; this catches the rest.
   httpServer.on('error', (error) => log(`${style.red('error:')} ${describeError(error).join('; ')}`));
-  const secure = settings.tls !== null;
-  const features =
-    ` (mode ${settings.mode}` +
-    `${settings.protocols.length > 0 ? `, subprotocols ${settings.protocols.join(', ')}` : ''}${settings.deflate ? ', permessage-deflate' : ''})`;
-  if (settings.socketPath !== undefined) {
-    // The same URL grammar the client (and ws) take for a Unix domain socket.
-    log(`${style.green('listening')} on ${secure ? 'wss' : 'ws'}+unix://${encodeURI(settings.socketPath)}:/${features}`);
-  } else {
-    const address = httpServer.address() as AddressInfo;
-    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    log(
-      `${style.green('listening')} on ${secure ? 'wss' : 'ws'}://${host}:${address.port}/${features}\n` +
-        `demo page: ${secure ? 'https' : 'http'}://${host}:${address.port}/`,
-    );
-  }
+  // A worker's primary says where they all listen, once they all do.
+  if (workerId === null) log(listeningLines(settings, httpServer.address() as AddressInfo | string, style, null));
 
-  const stopped = new Promise<void>((resolve) => {
-    let signals = 0;
+  let stopping = false;
+  const stopped = new Promise<NodeJS.Signals>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
-      signals++;
-      // A second signal: do not wait for clients that ignore our close frames.
-      if (signals > 1) process.exit(ExitStatus.INTERRUPTED);
-      log(`${signal}: closing ${wsServer.connectionCount} connection(s) with 1001`);
-      resolve();
+      if (stopping) {
+        // One process: a second signal does not wait for clients that ignore our close frames.
+        // A worker leaves that to its primary, which gets the same Ctrl-C (a terminal signals the
+        // whole process group) and sends its own SIGTERM besides.
+        if (workerId === null) process.exit(ExitStatus.INTERRUPTED);
+        return;
+      }
+      stopping = true;
+      resolve(signal);
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
 
   const { mode, json, binaryFormat } = settings;
-  const context: ConnectionContext = { mode, json, binaryFormat, broadcast: new Broadcast(log), io, style, outStyle: styleFor(io.stdout, io.env), log };
+  const context: ConnectionContext = {
+    mode,
+    json,
+    binaryFormat,
+    workerId,
+    broadcast: new Broadcast(log),
+    io,
+    style,
+    outStyle: styleFor(io.stdout, io.env),
+    log,
+  };
   const handlers = new Set<Promise<void>>();
   const accepting = (async () => {
     let nextId = 1;
@@ -141,17 +179,53 @@ export async function runServe(args: string[], io: Io): Promise<number> {
     }
   })();
 
-  await stopped;
-  await wsServer.close(SHUTDOWN_CLOSE);
-  await accepting;
-  await Promise.all(handlers);
-  await new Promise<void>((resolve) => {
-    httpServer.close(() => resolve());
-    // Keep-alive connections of browsers that loaded the page would hold close() open.
-    httpServer.closeAllConnections();
-  });
+  const signal = await stopped;
+  log(`${signal}: closing ${wsServer.connectionCount} connection(s) with 1001`);
+  const drained = (async () => {
+    await wsServer.close(SHUTDOWN_CLOSE);
+    await accepting;
+    await Promise.all(handlers);
+    await new Promise<void>((resolve) => {
+      httpServer.close(() => resolve());
+      // Keep-alive connections of browsers that loaded the page would hold close() open.
+      httpServer.closeAllConnections();
+    });
+  })();
+  let timer: NodeJS.Timeout | undefined;
+  const inTime = await Promise.race([drained.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), settings.drainTimeout)))]);
+  clearTimeout(timer);
+  if (!inTime) {
+    log(`${wsServer.connectionCount} connection(s) still open after ${settings.drainTimeout} ms (--drain-timeout): dropping them`);
+    // Their sockets are the library's to close; leaving the process drops them all at once.
+    // stdout and stderr are synchronous for files and pipes on Linux, so nothing printed is lost.
+    process.exit(ExitStatus.OK);
+  }
   log('stopped');
   return ExitStatus.OK;
+}
+
+/** "listening on ws://host:port/ (mode …)" and the demo page's URL. */
+function listeningLines(settings: ServeSettings, address: { address: string; port: number } | string, style: Style, extra: string | null): string {
+  const secure = settings.tls !== null;
+  const details = [`mode ${settings.mode}`, settings.protocols.length > 0 ? `subprotocols ${settings.protocols.join(', ')}` : '', settings.deflate ? 'permessage-deflate' : '', extra ?? ''].filter(Boolean);
+  if (typeof address === 'string' || settings.socketPath !== undefined) {
+    // The same URL grammar the client (and ws) take for a Unix domain socket.
+    return `${style.green('listening')} on ${secure ? 'wss' : 'ws'}+unix://${encodeURI(settings.socketPath ?? String(address))}:/ (${details.join(', ')})`;
+  }
+  const host = address.address.includes(':') ? `[${address.address}]` : address.address;
+  return (
+    `${style.green('listening')} on ${secure ? 'wss' : 'ws'}://${host}:${address.port}/ (${details.join(', ')})\n` +
+    `demo page: ${secure ? 'https' : 'http'}://${host}:${address.port}/`
+  );
+}
+
+/** The certificate and key load, and belong together. */
+function checkTls(pair: { cert: Buffer; key: Buffer }): void {
+  try {
+    tls.createSecureContext({ ...pair });
+  } catch (error) {
+    throw new UsageError(`--tls-cert/--tls-key: ${describeError(error).join('; ')}`);
+  }
 }
 
 async function serveSettings(parsed: ReturnType<typeof parse>): Promise<ServeSettings> {
@@ -171,6 +245,16 @@ async function serveSettings(parsed: ReturnType<typeof parse>): Promise<ServeSet
     throw new UsageError('--socket listens on a Unix domain socket instead of --host and --port');
   }
   if (socketPath === '') throw new UsageError('--socket needs a path');
+  const workers = workerCount(stringOption(parsed, 'workers'));
+  if (mode === 'broadcast' && workers !== null && workers > 1) {
+    // Round-robin hands each client to any worker, so a per-worker broadcast would reach an
+    // arbitrary share of the clients: messages that look lost. Refused until a pub/sub links them.
+    throw new UsageError(
+      `--mode broadcast needs one process: with ${workers} workers, a message would reach only the clients of the worker that received it; ` +
+        'run it without --workers (or with --workers 1)',
+    );
+  }
+  const drainTimeout = stringOption(parsed, 'drain-timeout');
   return {
     mode: mode as Mode,
     port: port === undefined ? DEFAULT_PORT : integerOption(port, '--port', 0, 65535),
@@ -182,7 +266,17 @@ async function serveSettings(parsed: ReturnType<typeof parse>): Promise<ServeSet
     ping: ping === undefined ? undefined : integerOption(ping, '--ping', 1, MAX_MILLISECONDS),
     json,
     binaryFormat: format as BinaryFormat,
+    workers,
+    drainTimeout: drainTimeout === undefined ? DEFAULT_DRAIN_TIMEOUT : integerOption(drainTimeout, '--drain-timeout', 0, MAX_MILLISECONDS),
   };
+}
+
+/** --workers: a number, or "auto" for one per core this process may use. */
+function workerCount(value: string | undefined): number | null {
+  if (value === undefined) return null;
+  if (value === 'auto') return Math.min(os.availableParallelism(), MAX_WORKERS);
+  if (!/^\d+$/.test(value)) throw new UsageError(`--workers must be a number of processes or "auto", not ${JSON.stringify(value)}`);
+  return integerOption(value, '--workers', 1, MAX_WORKERS);
 }
 
 /**
@@ -223,6 +317,8 @@ interface ConnectionContext {
   mode: Mode;
   json: boolean;
   binaryFormat: BinaryFormat;
+  /** With --workers, the worker this connection is on: print --json records name it. */
+  workerId: number | null;
   broadcast: Broadcast;
   io: Io;
   /** For the log on stderr. */
@@ -232,7 +328,7 @@ interface ConnectionContext {
   log(line: string): void;
 }
 
-async function handleConnection(peer: ServerWebSocketStream, id: number, { mode, json, binaryFormat, broadcast, io, style, outStyle, log }: ConnectionContext): Promise<void> {
+async function handleConnection(peer: ServerWebSocketStream, id: number, { mode, json, binaryFormat, workerId, broadcast, io, style, outStyle, log }: ConnectionContext): Promise<void> {
   const { remoteAddress, remotePort, url } = peer.request;
   let opened;
   try {
@@ -255,7 +351,7 @@ async function handleConnection(peer: ServerWebSocketStream, id: number, { mode,
     } else {
       for await (const message of messages) {
         let line: string;
-        if (json) line = messageRecord(message, binaryFormat, { connection: id });
+        if (json) line = messageRecord(message, binaryFormat, workerId === null ? { connection: id } : { worker: workerId, connection: id });
         else if (typeof message === 'string') line = message;
         else line = binaryLine(message.byteLength, formatBinary(message, binaryFormat), outStyle);
         await writeText(io.stdout, `${line}\n`);

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { WebSocketStream, type WebSocketMessage } from '../../lib/index.js';
 import { acceptFor } from './raw-peer.js';
 
 /** The compiled command: <outDir>/spec/helpers/cli.js → <outDir>/lib/cli.js. */
@@ -162,4 +163,43 @@ export async function closedPort(): Promise<number> {
   const { port } = probe.address() as net.AddressInfo;
   await new Promise<void>((resolve) => probe.close(() => resolve()));
   return port;
+}
+
+/** A client of our library, as the `wss serve` specs use it: text in, replies out. */
+export interface TextClient {
+  stream: WebSocketStream;
+  send(text: string): Promise<void>;
+  /** The next message; fails the test if the readable ends instead. */
+  next(): Promise<WebSocketMessage>;
+  /** Sends `text` and resolves with the next message. */
+  echo(text: string): Promise<WebSocketMessage>;
+}
+
+/** Opens a client to `url`; it is closed when the test ends. */
+export async function textClient(url: string, options: ConstructorParameters<typeof WebSocketStream>[1] = {}): Promise<TextClient> {
+  const stream = new WebSocketStream(url, options);
+  onCleanup(() => {
+    stream.close();
+    return stream.closed.then(
+      () => undefined,
+      () => undefined,
+    );
+  });
+  const { readable, writable } = await stream.opened;
+  const writer = writable.getWriter();
+  const reader = readable.getReader();
+  const next = async (): Promise<WebSocketMessage> => {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`${url}: the readable ended where a message was expected`);
+    return value;
+  };
+  return {
+    stream,
+    send: (text) => writer.write(text),
+    next,
+    async echo(text) {
+      await writer.write(text);
+      return next();
+    },
+  };
 }
