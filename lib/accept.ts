@@ -14,12 +14,41 @@ import { adoptSession, isAdopting, WebSocketStream } from './websocket-stream.js
 /** What the server knows of the request that opened a connection. */
 export interface UpgradeRequestInfo {
   /** The request target: path and query, e.g. "/chat?room=1". */
-  url: string;
-  headers: IncomingHttpHeaders;
-  remoteAddress: string | undefined;
-  remotePort: number | undefined;
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
   /** "1.1" for an HTTP/1.1 upgrade, "2.0" for an HTTP/2 extended CONNECT (RFC 8441). */
-  httpVersion: '1.1' | '2.0';
+  readonly httpVersion: '1.1' | '2.0';
+}
+
+/**
+ * UpgradeRequestInfo, with the peer's address read from the socket only when asked for (it costs
+ * a system call, and most servers never look).
+ */
+export class RequestInfo implements UpgradeRequestInfo {
+  readonly #socket: { readonly remoteAddress?: string | undefined; readonly remotePort?: number | undefined } | undefined;
+
+  constructor(
+    readonly url: string,
+    readonly headers: IncomingHttpHeaders,
+    readonly httpVersion: '1.1' | '2.0',
+    socket: { readonly remoteAddress?: string | undefined; readonly remotePort?: number | undefined } | undefined,
+  ) {
+    this.#socket = socket;
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.#socket?.remoteAddress;
+  }
+
+  get remotePort(): number | undefined {
+    return this.#socket?.remotePort;
+  }
+
+  toJSON(): UpgradeRequestInfo {
+    return { url: this.url, headers: this.headers, remoteAddress: this.remoteAddress, remotePort: this.remotePort, httpVersion: this.httpVersion };
+  }
 }
 
 let createServerStream: (url: string, session: Session, request: UpgradeRequestInfo) => ServerWebSocketStream;
@@ -43,7 +72,7 @@ export class ServerWebSocketStream extends WebSocketStream {
 Object.defineProperty(ServerWebSocketStream.prototype, Symbol.toStringTag, { value: 'ServerWebSocketStream', configurable: true });
 
 /** A step that may wait before the 101 (the server's accept queue): a refusal, or null to go on. */
-export type BeforeAccept = () => Promise<Refusal | null>;
+export type BeforeAccept = () => Refusal | null | Promise<Refusal | null>;
 
 const TIMED_OUT = Symbol('timed out');
 type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown } | typeof TIMED_OUT;
@@ -132,9 +161,7 @@ class UpgradeTransport implements HandshakeTransport {
   }
 
   info(): UpgradeRequestInfo {
-    const netSocket = this.socket as Duplex & { remoteAddress?: string; remotePort?: number };
-    const request = this.request;
-    return { url: request.url ?? '/', headers: request.headers, remoteAddress: netSocket.remoteAddress, remotePort: netSocket.remotePort, httpVersion: '1.1' };
+    return new RequestInfo(this.request.url ?? '/', this.request.headers, '1.1', this.socket as Duplex & { remoteAddress?: string; remotePort?: number });
   }
 
   url(): string {
@@ -171,12 +198,9 @@ export async function runHandshake(
   sessionOptions: SessionOptions = options.session,
 ): Promise<Accepted | null> {
   const request = transport.request;
-  let timer: NodeJS.Timeout | undefined;
   // Every wait below races this deadline: a callback that never settles must not hold the
   // handshake (and its place under maxConnections) open.
-  const expired = new Promise<typeof TIMED_OUT>((resolve) => {
-    timer = setTimeout(resolve, options.handshakeTimeout, TIMED_OUT);
-  });
+  const deadline = new Deadline(options.handshakeTimeout);
   try {
     const checked = transport.check();
     if (isRefusal(checked)) {
@@ -185,7 +209,7 @@ export async function runHandshake(
     }
     const verify = options.verify;
     if (verify !== undefined) {
-      const outcome = await settle(() => verify(request), expired);
+      const outcome = await settle(() => verify(request), deadline);
       if (outcome === TIMED_OUT) return timedOut(transport, options, 'verify');
       const refusal = outcome.ok ? verdictRefusal(outcome.value, options) : callbackFailed(options, 'verify', outcome.error);
       if (refusal !== null) {
@@ -196,7 +220,7 @@ export async function runHandshake(
     let protocol: string;
     const selectProtocol = options.selectProtocol;
     if (selectProtocol !== undefined) {
-      const outcome = await settle(() => selectProtocol([...checked.protocols], request), expired);
+      const outcome = await settle(() => selectProtocol([...checked.protocols], request), deadline);
       if (outcome === TIMED_OUT) return timedOut(transport, options, 'selectProtocol');
       const selected = outcome.ok ? selectedProtocol(outcome.value, checked.protocols) : outcome.error;
       if (typeof selected !== 'string') {
@@ -208,7 +232,7 @@ export async function runHandshake(
       protocol = checked.protocols.find((offered) => options.protocols.includes(offered)) ?? '';
     }
     if (beforeAccept !== undefined) {
-      const outcome = await settle(beforeAccept, expired);
+      const outcome = await settle(beforeAccept, deadline);
       if (outcome === TIMED_OUT) {
         transport.refuse({ status: 503, headers: { 'Retry-After': '1' }, message: 'the server is busy: no room for the connection in time' });
         return null;
@@ -236,14 +260,48 @@ export async function runHandshake(
     warnOnce('accept', `an upgrade failed unexpectedly: ${String((error as Error)?.stack ?? error)}`);
     return null;
   } finally {
-    clearTimeout(timer);
+    deadline.clear();
+  }
+}
+
+/** A handshake's deadline: its timer is armed only once a step has to be waited for. */
+class Deadline {
+  #timer: NodeJS.Timeout | undefined;
+  #expired: Promise<typeof TIMED_OUT> | null = null;
+
+  constructor(private readonly ms: number) {}
+
+  get expired(): Promise<typeof TIMED_OUT> {
+    return (this.#expired ??= new Promise<typeof TIMED_OUT>((resolve) => {
+      this.#timer = setTimeout(resolve, this.ms, TIMED_OUT);
+    }));
+  }
+
+  clear(): void {
+    clearTimeout(this.#timer);
   }
 }
 
 /** Runs a step that may be the user's: its value, what it threw or rejected with, or TIMED_OUT. */
-async function settle<T>(step: () => T | PromiseLike<T>, expired: Promise<typeof TIMED_OUT>): Promise<Outcome<Awaited<T>>> {
-  const work = (async () => ({ ok: true as const, value: await step() }))().catch((error: unknown) => ({ ok: false as const, error }));
-  return Promise.race([work, expired]);
+function settle<T>(step: () => T | PromiseLike<T>, deadline: Deadline): Outcome<Awaited<T>> | Promise<Outcome<Awaited<T>>> {
+  let result: T | PromiseLike<T>;
+  try {
+    result = step();
+    // A result that is not a thenable needs no wait (and no timer): the common case.
+    if (!isThenable(result)) return { ok: true, value: result as Awaited<T> };
+  } catch (error) {
+    return { ok: false, error };
+  }
+  const work = Promise.resolve(result).then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+  return Promise.race([work, deadline.expired]);
+}
+
+/** Reading `then` is user code too (a getter may throw): the caller catches. */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
 /** `verify`'s result as a refusal, or null to accept (the contract is in VerifyResult). */

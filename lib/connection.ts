@@ -193,19 +193,31 @@ export class Connection implements MessageSink, FrameOutput {
   // FrameOutput: where the writer's bytes go.
 
   write(bytes: Buffer, written?: (error?: Error | null) => void): void {
-    if (this.socket.destroyed) {
+    const socket = this.socket;
+    if (socket.destroyed) {
       written?.(new Error('the socket is closed'));
       return;
     }
-    this.socket.write(
-      bytes,
-      written === undefined
-        ? this.afterWrite
-        : (error) => {
-            written(error);
-            this.afterWrite(error);
-          },
-    );
+    if (written === undefined) {
+      socket.write(bytes, this.afterWrite);
+      return;
+    }
+    let reported = false;
+    const before = socket.writableLength;
+    socket.write(bytes, (error) => {
+      if (!reported) {
+        reported = true;
+        written(error);
+      }
+      this.afterWrite(error);
+    });
+    // Taken by the kernel at once (nothing new waits in the socket): the bytes have left now.
+    // Node would report it only on a later tick, after every microtask: a sender that never
+    // yields would meanwhile hold every pooled frame it wrote.
+    if (!reported && socket.writableLength === before) {
+      reported = true;
+      written();
+    }
   }
 
   flushNeeded(): void {
@@ -215,7 +227,8 @@ export class Connection implements MessageSink, FrameOutput {
   }
 
   end(): void {
-    if (!this.socket.destroyed) this.socket.end();
+    // A second end() would only make Node build an error object.
+    if (!this.socket.destroyed && !this.socket.writableEnded) this.socket.end();
   }
 
   /** The scheduled flush: frames sent during the task that just ended leave in one write. */

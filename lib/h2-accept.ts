@@ -3,7 +3,7 @@
 // 200 or an HTTP/2 refusal on that stream. The accepted WebSocket runs over the stream itself.
 import * as http2 from 'node:http2';
 import type * as net from 'node:net';
-import { ignoreError, runHandshake, targetUrl, type Accepted, type BeforeAccept, type HandshakeTransport, type ServerWebSocketStream, type UpgradeRequestInfo } from './accept.js';
+import { ignoreError, RequestInfo, runHandshake, targetUrl, type Accepted, type BeforeAccept, type HandshakeTransport, type ServerWebSocketStream, type UpgradeRequestInfo } from './accept.js';
 import type { SessionOptions } from './session.js';
 import type { ConnectionSocket } from './connection.js';
 import { acceptanceHeaders, checkExtendedConnect, respondRefusal, type ExtendedConnectRequest } from './handshake/h2-server.js';
@@ -83,8 +83,7 @@ class ExtendedConnectTransport implements HandshakeTransport {
   }
 
   info(): UpgradeRequestInfo {
-    const socket = this.request.socket as net.Socket | undefined;
-    return { url: this.request.url, headers: this.request.headers, remoteAddress: socket?.remoteAddress, remotePort: socket?.remotePort, httpVersion: '2.0' };
+    return new RequestInfo(this.request.url, this.request.headers, '2.0', this.request.socket as net.Socket | undefined);
   }
 
   url(): string {

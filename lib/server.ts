@@ -323,14 +323,18 @@ export class WebSocketStreamServer {
   }
 
   /** Before the 101 of a queued connection: wait while the backlog is full and nobody reads. */
-  readonly #waitForRoom: BeforeAccept = async () => {
-    while (this.#state === 'accepting' && !this.#readPending && this.#backlog.length >= this.#options.acceptBacklog) {
-      await new Promise<void>((resolve) => this.#waitingForRoom.push(resolve));
-    }
-    return this.#stillAccepting();
-  };
+  readonly #waitForRoom: BeforeAccept = () => (this.#hasRoom() ? this.#stillAccepting() : this.#roomLater());
 
-  readonly #stillAccepting: BeforeAccept = () => Promise.resolve(this.#state === 'accepting' ? null : NOT_ACCEPTING);
+  #hasRoom(): boolean {
+    return this.#state !== 'accepting' || this.#readPending || this.#backlog.length < this.#options.acceptBacklog;
+  }
+
+  async #roomLater(): Promise<Refusal | null> {
+    while (!this.#hasRoom()) await new Promise<void>((resolve) => this.#waitingForRoom.push(resolve));
+    return this.#stillAccepting();
+  }
+
+  readonly #stillAccepting = (): Refusal | null => (this.#state === 'accepting' ? null : NOT_ACCEPTING);
 
   #wakeWaiting(): void {
     const waiting = this.#waitingForRoom;
