@@ -89,6 +89,21 @@ function invalidState(message: string): DOMException {
   return new DOMException(message, 'InvalidStateError');
 }
 
+/**
+ * The InvalidStateError a writable gets when the peer closes: made on every closing handshake, from
+ * deep inside the frame parser, where a stack trace would cost more than the rest of the close and
+ * tell the application nothing (the error is about the connection's state, not a line of code).
+ */
+function peerClosedError(): DOMException {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return invalidState('the peer closed the WebSocket');
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 function sizeOf(message: WebSocketMessage): number {
   return typeof message === 'string' ? message.length : message.byteLength;
 }
@@ -443,7 +458,7 @@ export class Session implements ConnectionEvents {
   private peerClosed(): void {
     // Chrome closes the readable as soon as the peer's close frame arrives; unread messages stay.
     this.closeReadable();
-    this.errorWritable(invalidState('the peer closed the WebSocket'));
+    this.errorWritable(peerClosedError());
   }
 
   onSendReady(): void {
