@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import type { ConnectionSocket } from './connection.js';
 import { checkRefusal, checkUpgradeRequest, describe, isRefusal, refuse, switchingProtocolsHead, type Refusal } from './handshake/server.js';
 import { resolveServerHandshake, type HandshakeRequest, type ResolvedServerHandshake, type ServerHandshakeOptions } from './options.js';
-import { acceptClientOffers } from './protocol/permessage-deflate.js';
+import { acceptClientOffers } from './handshake/deflate-negotiation.js';
 import { Session, type SessionOptions } from './session.js';
 import { adoptSession, isAdopting, WebSocketStream } from './websocket-stream.js';
 

@@ -1,7 +1,7 @@
 // One WebSocket connection over one socket, after the opening handshake: OPEN → CLOSING → CLOSED.
 import type { Duplex } from 'node:stream';
 import { DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PAYLOAD, DEFAULT_SEND_BUFFER_SIZE, MAX_QUEUED_PONG_BYTES } from './protocol/constants.js';
-import type { ProtocolError, Role } from './protocol/frame-parser.js';
+import type { ProtocolError, Role } from './protocol/types.js';
 import { MessageReader, type MessageSink } from './protocol/message-reader.js';
 import { MessageWriter, type FrameOutput } from './protocol/message-writer.js';
 import { PerMessageDeflate, type DeflateParams } from './protocol/permessage-deflate.js';

@@ -23,6 +23,6 @@ export type { UpgradeRequestInfo } from './accept.js';
 export type { WebSocketStreamServerOptions, ServerHandshakeOptions, VerifyResult, HeartbeatOptions, HandshakeRequest, AttachableServer } from './options.js';
 export type { ExtendedConnectRequest } from './handshake/h2-server.js';
 export type { Refusal } from './handshake/server.js';
-export type { PerMessageDeflateOptions } from './protocol/permessage-deflate.js';
+export type { PerMessageDeflateOptions } from './handshake/deflate-negotiation.js';
 export type { ProxyOptions } from './handshake/proxy.js';
 export type { ConnectOptions, CreateConnection } from './handshake/transport.js';

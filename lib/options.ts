@@ -18,7 +18,7 @@ import {
   DEFAULT_READABLE_HIGH_WATER_MARK,
   DEFAULT_SEND_BUFFER_SIZE,
 } from './protocol/constants.js';
-import { normalizeDeflateOptions, type PerMessageDeflateOptions } from './protocol/permessage-deflate.js';
+import { normalizeDeflateOptions, type PerMessageDeflateOptions } from './handshake/deflate-negotiation.js';
 import type { SessionOptions } from './session.js';
 
 export type { HeartbeatOptions } from './connection.js';

@@ -9,22 +9,26 @@ export interface WebSocketCloseInfo {
   reason?: string;
 }
 
-/** Lets the library build errors for codes users may not pass (1001, 1006, 1011, …). */
-const trusted = Symbol('trusted WebSocketError');
+/**
+ * Set only while createWebSocketError constructs an error for a code users may not pass (1001,
+ * 1006, 1011, …): the constructor then takes it without validation. Module-private, so user code
+ * can never skip the checks.
+ */
+let trustedInit: { closeCode: number | null; reason: string } | null = null;
 
 export class WebSocketError extends DOMException {
   readonly #closeCode: number | null;
   readonly #reason: string;
 
   constructor(message: string = '', init: WebSocketCloseInfo | null = {}) {
-    const isTrusted = (arguments as unknown as unknown[])[2] === trusted;
+    const trusted = trustedInit;
+    trustedInit = null;
     const text = message === undefined ? '' : `${message}`;
     let closeCode: number | null;
     let reason: string;
-    if (isTrusted) {
-      const given = init as { closeCode: number | null; reason: string };
-      closeCode = given.closeCode;
-      reason = given.reason;
+    if (trusted !== null) {
+      closeCode = trusted.closeCode;
+      reason = trusted.reason;
     } else {
       const validated = validateCloseInfo(init, 'WebSocketError init');
       closeCode = validated.closeCode;
@@ -56,8 +60,8 @@ Object.defineProperty(WebSocketError.prototype, Symbol.toStringTag, {
 
 /** Builds a WebSocketError without validation, for codes that come from the peer or the library. */
 export function createWebSocketError(message: string, closeCode: number | null, reason: string, cause?: unknown): WebSocketError {
-  const Constructor = WebSocketError as unknown as new (m: string, i: unknown, t: symbol) => WebSocketError;
-  const error = new Constructor(message, { closeCode, reason }, trusted);
+  trustedInit = { closeCode, reason };
+  const error = new WebSocketError(message);
   if (cause !== undefined) {
     Object.defineProperty(error, 'cause', { value: cause, writable: true, configurable: true, enumerable: false });
   }

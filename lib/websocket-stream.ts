@@ -16,7 +16,7 @@ import {
 } from './protocol/constants.js';
 import { Session, type SessionOptions, type WebSocketClosedInfo, type WebSocketOpenInfo } from './session.js';
 import { heartbeatOption, positiveNumber, timeoutOption, type HeartbeatOptions } from './options.js';
-import { normalizeDeflateOptions, type PerMessageDeflateOptions } from './protocol/permessage-deflate.js';
+import { normalizeDeflateOptions, type PerMessageDeflateOptions } from './handshake/deflate-negotiation.js';
 import { toAbortSignal, toDictionary, toUSVString, toUSVStringSequence } from './webidl.js';
 import { validateCloseInfo, type WebSocketCloseInfo } from './websocket-error.js';
 

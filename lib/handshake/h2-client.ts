@@ -4,7 +4,8 @@
 import * as http2 from 'node:http2';
 import type * as tls from 'node:tls';
 import { WEBSOCKET_VERSION } from '../protocol/constants.js';
-import { acceptServerResponse, clientOffer, type DeflateParams, type PerMessageDeflateOptions } from '../protocol/permessage-deflate.js';
+import { type DeflateParams } from '../protocol/permessage-deflate.js';
+import { acceptServerResponse, clientOffer, type PerMessageDeflateOptions } from './deflate-negotiation.js';
 import { asWebSocketTransport, http2Windows } from '../h2-stream.js';
 import { HandshakeError, type ClientHandshakeResult } from './client.js';
 import { WEBSOCKET_PROTOCOL } from './h2-server.js';

@@ -1,9 +1,8 @@
 // Incremental RFC 6455 §5.2 frame parser: bytes in, frame events out.
 import { CloseCode, LENGTH_16, LENGTH_64, MASK_BYTES, MAX_CONTROL_PAYLOAD, Opcode } from './constants.js';
+import { ProtocolError, type Role } from './types.js';
 import { applyMask, releaseUnmaskedCopy, unmaskedCopy, unmaskScratch } from './mask.js';
 
-/** Who is reading: a server reads masked client frames, a client reads unmasked server frames. */
-export type Role = 'client' | 'server';
 
 /** Receives the frames a FrameParser reads. Payload bytes arrive unmasked. */
 export interface FrameHandler {
@@ -22,17 +21,6 @@ export interface FrameParserOptions {
   role: Role;
   /** Whether RSV1 may be set on the first frame of a data message (permessage-deflate). */
   allowRsv1?: boolean;
-}
-
-/** A protocol violation, with the close code RFC 6455 says to answer it with. */
-export class ProtocolError extends Error {
-  constructor(
-    readonly closeCode: number,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ProtocolError';
-  }
 }
 
 const enum State {

@@ -2,7 +2,8 @@
 import { isUtf8 } from 'node:buffer';
 import { parseClosePayload } from './close.js';
 import { CloseCode, DEFAULT_MAX_PAYLOAD, Opcode } from './constants.js';
-import { FrameParser, type FrameHandler, type FrameParserOptions, type ProtocolError } from './frame-parser.js';
+import { FrameParser, type FrameHandler, type FrameParserOptions } from './frame-parser.js';
+import { type ProtocolError } from './types.js';
 import { InflateLimitError, type PerMessageDeflate } from './permessage-deflate.js';
 import { Utf8Validator } from './utf8.js';
 

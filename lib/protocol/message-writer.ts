@@ -6,7 +6,7 @@ import { encodeClosePayload } from './close.js';
 import { MASK_BYTES, MAX_LENGTH_7, MAX_LENGTH_16, Opcode } from './constants.js';
 import { encodeFrame, encodeTextFrame, headerLength, writeFrameHeader } from './frame-encoder.js';
 import { acquireFrameBuffer, releaseFrameBuffer } from './frame-pool.js';
-import type { Role } from './frame-parser.js';
+import type { Role } from './types.js';
 import { applyMask, copyMasked } from './mask.js';
 import type { PerMessageDeflate } from './permessage-deflate.js';
 

@@ -11,20 +11,12 @@ import { isValidKey } from '../../lib/handshake/keys.js';
 import { checkUpgradeRequest, isRefusal, switchingProtocolsHead } from '../../lib/handshake/server.js';
 import { encodeClosePayload, isValidWireCloseCode } from '../../lib/protocol/close.js';
 import { DEFAULT_MAX_PAYLOAD, Opcode } from '../../lib/protocol/constants.js';
-import { ExtensionHeaderError, parseExtensions, serializeExtension, type ExtensionOffer } from '../../lib/protocol/extensions.js';
+import { ExtensionHeaderError, parseExtensions, serializeExtension, type ExtensionOffer } from '../../lib/handshake/extensions.js';
 import { encodeFrame, encodeTextFrame } from '../../lib/protocol/frame-encoder.js';
-import type { ProtocolError, Role } from '../../lib/protocol/frame-parser.js';
+import type { ProtocolError, Role } from '../../lib/protocol/types.js';
 import { MessageReader, type MessageSink } from '../../lib/protocol/message-reader.js';
-import {
-  acceptClientOffers,
-  acceptServerResponse,
-  clientOffer,
-  NegotiationError,
-  normalizeDeflateOptions,
-  PerMessageDeflate,
-  type DeflateParams,
-  type PerMessageDeflateOptions,
-} from '../../lib/protocol/permessage-deflate.js';
+import { PerMessageDeflate, type DeflateParams } from '../../lib/protocol/permessage-deflate.js';
+import { acceptClientOffers, acceptServerResponse, clientOffer, NegotiationError, normalizeDeflateOptions, type PerMessageDeflateOptions } from '../../lib/handshake/deflate-negotiation.js';
 import { Utf8Validator } from '../../lib/protocol/utf8.js';
 
 // ---------------------------------------------------------------------------------------------

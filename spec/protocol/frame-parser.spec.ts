@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { FrameParser, ProtocolError, type FrameHandler, type FrameParserOptions, type Role } from '../../lib/protocol/frame-parser.js';
+import { FrameParser, type FrameHandler, type FrameParserOptions } from '../../lib/protocol/frame-parser.js';
+import { ProtocolError, type Role } from '../../lib/protocol/types.js';
 import {
   buildFrame,
   chunkings,

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { MessageReader, allocateBytes, type MessageReaderOptions, type MessageSink } from '../../lib/protocol/message-reader.js';
-import type { ProtocolError } from '../../lib/protocol/frame-parser.js';
+import type { ProtocolError } from '../../lib/protocol/types.js';
 import {
   buildFrame,
   chunkings,

@@ -3,19 +3,8 @@
 import { expect } from 'chai';
 import { syncBuiltinESMExports } from 'node:module';
 import zlib from 'node:zlib';
-import {
-  acceptClientOffers,
-  acceptServerResponse,
-  clientOffer,
-  DEFAULT_DEFLATE_THRESHOLD,
-  DEFLATE_TRAILER,
-  InflateLimitError,
-  NegotiationError,
-  normalizeDeflateOptions,
-  PerMessageDeflate,
-  type DeflateParams,
-  type PerMessageDeflateOptions,
-} from '../../lib/protocol/permessage-deflate.js';
+import { DEFLATE_TRAILER, InflateLimitError, PerMessageDeflate, type DeflateParams } from '../../lib/protocol/permessage-deflate.js';
+import { acceptClientOffers, acceptServerResponse, clientOffer, DEFAULT_DEFLATE_THRESHOLD, NegotiationError, normalizeDeflateOptions, type PerMessageDeflateOptions } from '../../lib/handshake/deflate-negotiation.js';
 import { WebSocketStream, WebSocketStreamServer } from '../../lib/index.js';
 import { deflateMessage, inflateMessage, pseudoRandom, TRAILER } from '../helpers/deflate-helpers.js';
 

@@ -3,7 +3,7 @@
 //   extension = extension-token *( ";" extension-param )
 //   extension-param = token [ "=" (token | quoted-string) ]
 import { expect } from 'chai';
-import { ExtensionHeaderError, parseExtensions, serializeExtension, type ExtensionOffer } from '../../lib/protocol/extensions.js';
+import { ExtensionHeaderError, parseExtensions, serializeExtension, type ExtensionOffer } from '../../lib/handshake/extensions.js';
 
 function parseError(header: string): ExtensionHeaderError {
   let caught: unknown = null;
