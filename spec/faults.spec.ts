@@ -28,6 +28,7 @@ import {
   rawUpgrade,
   rejection,
   retainedMemory,
+  settledMemory,
   scriptedServer,
   SIDES,
   startServer,
@@ -447,7 +448,7 @@ describe('faults', function () {
         expect(writer.desiredSize, 'the writable reports backpressure').to.be.at.most(0);
         // The second chunk waits in the writable's queue, not in the socket.
         expect(pair.ours.writableLength).to.be.at.most(STUCK_WRITE + 14);
-        const held = retainedMemory();
+        const held = await settledMemory();
         expect(held.arrayBuffers - before.arrayBuffers, 'memory held for the pending writes').to.be.below(STUCK_WRITE + 2 * MiB);
         pair.peer.socket.resume();
         await firstWrite.promise;

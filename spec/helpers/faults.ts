@@ -298,6 +298,21 @@ export function retainedMemory(): { arrayBuffers: number; heapUsed: number } {
   return { arrayBuffers: usage.arrayBuffers, heapUsed: usage.heapUsed };
 }
 
+/**
+ * Bytes held, as retainedMemory(), once the collector has caught up: V8 frees ArrayBuffer backing
+ * stores on background threads, which on a loaded machine lag behind the collection that found
+ * them dead. The smallest of a few readings a few event loop turns apart is what is really held.
+ */
+export async function settledMemory(readings = 4): Promise<{ arrayBuffers: number; heapUsed: number }> {
+  let least = retainedMemory();
+  for (let i = 1; i < readings; i++) {
+    await turns(3);
+    const next = retainedMemory();
+    least = { arrayBuffers: Math.min(least.arrayBuffers, next.arrayBuffers), heapUsed: Math.min(least.heapUsed, next.heapUsed) };
+  }
+  return least;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Frames (the tests' own encoder, independent of lib/protocol)
 
