@@ -145,8 +145,9 @@ export class MessageReader implements FrameHandler {
       this.frameReceived = count;
       this.messageSize = count;
       if (this.messageOpcode === Opcode.TEXT) {
-        if (!isUtf8(data.subarray(start, end))) return this.parser.fail(CloseCode.INVALID_PAYLOAD, 'invalid UTF-8 in a text message');
-        this.sink.onText(data.toString('utf8', start, end));
+        const text = decodeText(data, start, end);
+        if (text === null) return this.parser.fail(CloseCode.INVALID_PAYLOAD, 'invalid UTF-8 in a text message');
+        this.sink.onText(text);
       } else {
         const message = allocateBytes(count);
         message.set(data.subarray(start, end));
@@ -292,6 +293,26 @@ export class MessageReader implements FrameHandler {
     if (this.buffer !== null) this.buffer.copy(grown, 0, 0, this.messageSize);
     this.buffer = grown;
   }
+}
+
+/**
+ * Validates and decodes in one pass (ignoreBOM keeps a leading U+FEFF, which is part of the
+ * message). For short messages this beats a separate validation and decoding by about half.
+ */
+const shortTextDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+/** Up to this many bytes, shortTextDecoder; above it, isUtf8 then toString measured as fast or faster. */
+const SHORT_TEXT_BYTES = 4096;
+
+/** `data[start, end)` as text, or null if it is not UTF-8 (RFC 6455 §8.1). */
+function decodeText(data: Buffer, start: number, end: number): string | null {
+  if (end - start <= SHORT_TEXT_BYTES) {
+    try {
+      return shortTextDecoder.decode(data.subarray(start, end));
+    } catch {
+      return null;
+    }
+  }
+  return isUtf8(data.subarray(start, end)) ? data.toString('utf8', start, end) : null;
 }
 
 /** A Uint8Array that owns exactly its bytes (no view into a pool), left uninitialised. */
