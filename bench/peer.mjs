@@ -552,7 +552,7 @@ function asShipped(mask, simd, pool, bufferutil, key) {
     const js = mask.applyMaskJs ?? mask.applyMask;
     const candidates = {
       copy: () => frame.set(source, header),
-      // In place in the frame: the measure of issue 6's target (masking ≥ 50% of a copy).
+      // In place in the frame: masking as a fraction of a plain copy of the same bytes.
       applyMask: () => mask.applyMask(frame, header, header + size, key, 0),
     };
     if (simd !== null) {

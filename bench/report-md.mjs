@@ -162,7 +162,7 @@ if (run.mask) {
 }
 
 if (run.targets?.length) {
-  out.push('**Targets** (issue 14), as this run judged them:');
+  out.push('**Targets** (the performance targets of bench/README.md), as this run judged them:');
   out.push('');
   for (const t of run.targets) out.push(`- ${t.met ? 'met' : '**not met**'}: ${t.target}. ${t.detail}.`);
   out.push('');

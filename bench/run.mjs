@@ -806,7 +806,7 @@ function sizeLabel(size) {
 }
 
 /**
- * Issue 14's targets, checked against this run (ratios within ±20% are noise on this box). Every
+ * The performance targets (bench/README.md), checked against this run (ratios within ±20% are noise on this box). Every
  * ratio is to ws + bufferutil and higher is better (see summarize()).
  */
 function checkTargets(rows, mask) {
@@ -980,7 +980,7 @@ async function main() {
     console.log(`\n${busyNote}${median(loads) > 0.25 ? ': the machine was shared, treat the figures with care.' : '.'}`);
   }
   console.log(report);
-  console.log(`\nTargets (issue 14; every ratio to ${LABELS[BASE]}, higher is better; ratios within ±20% are noise on this machine):`);
+  console.log(`\nTargets (bench/README.md; every ratio to ${LABELS[BASE]}, higher is better; ratios within ±20% are noise on this machine):`);
   for (const t of targets) console.log(`  ${t.met ? 'met    ' : 'NOT MET'}  ${t.target}: ${t.detail}`);
   const failed = results.filter((r) => r.failed);
   if (failed.length > 0) console.log(`\n${failed.length} trial(s) failed: ${failed.map((r) => `${r.id} (${r.error})`).join('; ')}`);

@@ -1,4 +1,4 @@
-// WebIDL conversions (spec-notes §1), so arguments behave exactly as in browsers.
+// WebIDL conversions (docs/semantics.md#webidl-conversions), so arguments behave exactly as in browsers.
 
 /** A dictionary argument: undefined and null mean {}, any other non-object throws TypeError. */
 export function toDictionary(value: unknown, what: string): Record<string, unknown> {

@@ -1,4 +1,4 @@
-// WebSocketError (WHATWG WebSockets, spec-notes §4).
+// WebSocketError (WHATWG WebSockets; docs/semantics.md#websocketerror).
 import { isUserCloseCode } from './protocol/close.js';
 import { CloseCode, MAX_CLOSE_REASON_BYTES } from './protocol/constants.js';
 import { utf8ByteLength } from './protocol/utf8.js';

@@ -1,4 +1,4 @@
-// WebSocketStream, the client: WHATWG constructor semantics (spec-notes §1–§2) over node:net/tls.
+// WebSocketStream, the client: WHATWG constructor semantics (docs/semantics.md#the-constructor) over node:net/tls.
 import type * as http2 from 'node:http2';
 import type * as tls from 'node:tls';
 import { ClientHandshake, type ClientHandshakeResult } from './handshake/client.js';

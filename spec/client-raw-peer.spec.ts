@@ -823,7 +823,7 @@ describe('connection (client against a raw peer)', () => {
     });
   });
 
-  describe('ordering (spec-notes §7)', () => {
+  describe('ordering (docs/semantics.md#ordering)', () => {
     it('a close frame that came with the 101 is handled after code that runs right after await opened', async () => {
       const server = await rawServer({ afterHead: rawFrame(OP.CLOSE, closePayload(4001, 'early')) });
       const wss = new WebSocketStream(server.url);

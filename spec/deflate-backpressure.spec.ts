@@ -6,7 +6,7 @@ import { deflateMessage } from './helpers/deflate-helpers.js';
 import { rawFrame, startRawServer, switchingProtocols } from './helpers/raw-peer.js';
 
 // Compressed bytes already read can hide hundreds of times their size: a reader that does not read
-// must not have them all inflated for it (spec-notes §5: it holds about one message or 1 MiB).
+// must not have them all inflated for it (it holds about one message or 1 MiB: docs/semantics.md#backpressure-and-the-read-ahead-bound).
 describe('permessage-deflate under readable backpressure', () => {
   it('inflates no further while the readable is full, and delivers everything once read', async () => {
     const MESSAGES = 40;

@@ -1,4 +1,4 @@
-// Faults (issue 8): TCP resets at every stage, peers that never answer, stop reading or go silent,
+// Faults: TCP resets at every stage, peers that never answer, stop reading or go silent,
 // slowloris heads. On every unclean path `closed` rejects with a WebSocketError (1006 unless a
 // close frame arrived), a write in progress rejects with the writable's stored error, nothing is
 // left behind (helpers/faults.ts, leakFree), and on a server, other connections carry on.

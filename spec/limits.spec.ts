@@ -1,4 +1,4 @@
-// Limits (issue 8): each named default and option, tested just below and just above its boundary,
+// Limits: each named default and option, tested just below and just above its boundary,
 // on the client and on the server where it applies. Every test checks that it leaves no socket,
 // server or timer behind (helpers/faults.ts, leakFree).
 import { expect } from 'chai';

@@ -1,4 +1,4 @@
-// WebSocketStreamServer, handleUpgrade() and server-side WebSocketStreams (issue 3), driven by our
+// WebSocketStreamServer, handleUpgrade() and server-side WebSocketStreams, driven by our
 // own client, by hand-written bytes over raw TCP, and by the ws client for the shutdown test.
 import { expect } from 'chai';
 import { once } from 'node:events';

@@ -1,4 +1,4 @@
-// The WebIDL conversion helpers (spec-notes §1).
+// The WebIDL conversion helpers (docs/semantics.md#webidl-conversions).
 import { expect } from 'chai';
 import { toDictionary, toEnforcedUnsignedShort, toUSVString, toUSVStringSequence } from '../lib/webidl.js';
 import { expectThrowsTypeError, Marker, thrownBy } from './helpers/facade.js';

@@ -1,4 +1,4 @@
-// WebSocketError (spec-notes §1, §3, §4).
+// WebSocketError (docs/semantics.md#webidl-conversions, #clean-and-unclean-closes, #websocketerror).
 import { expect } from 'chai';
 import { WebSocketError } from '../lib/index.js';
 import { createWebSocketError, validateCloseInfo } from '../lib/websocket-error.js';

@@ -1,5 +1,5 @@
 // WebSocketStream, the client: constructor semantics, signal, close() and the opening handshake
-// (spec-notes §1–§4).
+// (docs/semantics.md, from #webidl-conversions to #close-and-websocketerror).
 import { expect } from 'chai';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { getEventListeners, once } from 'node:events';
@@ -197,7 +197,7 @@ function acceptLine(request: RawRequest): string {
 
 const nextMacrotask = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-/** Both promises of a stream whose handshake failed (spec-notes §3). */
+/** Both promises of a stream whose handshake failed (docs/semantics.md#handshake-failures). */
 async function expectHandshakeFailure(stream: WebSocketStream): Promise<{ opened: WebSocketError; closed: WebSocketError; text: string }> {
   const [openedError, closedError] = await Promise.all([rejectionOf(stream.opened), rejectionOf(stream.closed)]);
   for (const error of [openedError, closedError]) {

@@ -2,7 +2,7 @@
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
-/** RFC 7230 §3.2.6 token (the RFC 2616 token of spec-notes §2). */
+/** RFC 7230 §3.2.6 token (what a subprotocol must be, docs/semantics.md#the-constructor). */
 export function isToken(value: string): boolean {
   return TOKEN.test(value);
 }

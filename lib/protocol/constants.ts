@@ -55,14 +55,14 @@ export const DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024;
 export const DEFAULT_HANDSHAKE_TIMEOUT = 30_000;
 /**
  * Default time allowed after our close frame for the peer's close frame and then its TCP close.
- * spec-notes §8: never under 2 s, since a peer may reasonably answer a second later.
+ * Never under 2 s (docs/semantics.md#the-closing-handshake-and-its-timeout), since a peer may reasonably answer a second later.
  */
 export const DEFAULT_CLOSE_TIMEOUT = 5_000;
 /** Largest HTTP head (status line plus headers) accepted during the handshake, like Node's 16 KiB. */
 export const DEFAULT_MAX_HANDSHAKE_HEAD = 16 * 1024;
 /**
  * Bytes the readable may hold (queued messages, counted by size) before the socket is paused.
- * spec-notes §5: a reader that does not read holds about one message or 1 MiB.
+ * A reader that does not read holds about one message or 1 MiB (docs/semantics.md#backpressure-and-the-read-ahead-bound).
  */
 export const DEFAULT_READABLE_HIGH_WATER_MARK = 1024 * 1024;
 /**

@@ -157,7 +157,7 @@ export class CaseConnection {
     if (!('rejected' in outcome)) throw new Error(`closed resolved with ${JSON.stringify(outcome.resolved)} after a failed connection`);
     expect(outcome.rejected, 'closed rejects with a WebSocketError').to.be.instanceOf(WebSocketError);
     // RFC 6455 §7.1.7: after failing, no more data is processed, the peer's answering close frame
-    // included; so no close frame counts as received (spec-notes §3) and the code is 1006.
+    // included; so no close frame counts as received (docs/semantics.md#clean-and-unclean-closes) and the code is 1006.
     expect((outcome.rejected as WebSocketError).closeCode, 'the WebSocketError of a failed connection').to.equal(1006);
     await this.harness.checkHealth();
   }

@@ -1,4 +1,4 @@
-// The bounded fuzz run of `npm test` (issue 8): every property of properties.ts for a few hundred
+// The bounded fuzz run of `npm test`: every property of properties.ts for a few hundred
 // to 1,500 inputs, and 200 garbage request heads against a real server. A random seed each run
 // (FUZZ_SEED=n to fix it); a failure prints the seed, the path and the shrunk counterexample.
 // Long runs: `npm run fuzz -- --runs N` (spec/fuzz/run.ts).

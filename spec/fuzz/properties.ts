@@ -1,5 +1,5 @@
-// Property-based fuzzing of the RFC 6455 codec, permessage-deflate and the handshake parsers
-// (issue 8). Every property is defined once here; fuzz.spec.ts runs each a bounded number of
+// Property-based fuzzing of the RFC 6455 codec, permessage-deflate and the handshake parsers.
+// Every property is defined once here; fuzz.spec.ts runs each a bounded number of
 // times inside `npm test`, and run.ts runs them for as long as asked (`npm run fuzz -- --runs N`).
 // The TCP property (a real server fed garbage heads) lives in tcp-server.ts.
 import fc from 'fast-check';

@@ -293,7 +293,7 @@ describe('interop: our client against a ws server', () => {
     });
 
     // ws answers a message over its maxPayload with a 1009 close frame and ends TCP; we echo the
-    // close, and every write was flushed before TCP closed, so the close is clean (spec-notes §3):
+    // close, and every write was flushed before TCP closed, so the close is clean (docs/semantics.md#clean-and-unclean-closes):
     // `closed` resolves with 1009 rather than rejecting.
     for (const size of [4096, 8 * 1024 * 1024]) {
       it(`a ${size}-byte message over ws maxPayload: ws closes with 1009, closed resolves with closeCode 1009`, async () => {

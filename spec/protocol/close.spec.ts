@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { encodeClosePayload, isUserCloseCode, isValidWireCloseCode, parseClosePayload } from '../../lib/protocol/close.js';
 import { closeBody } from '../helpers/codec.js';
 
-/** RFC 6455 §7.4 and spec-notes §8, written out independently of lib/. */
+/** RFC 6455 §7.4 (docs/semantics.md#close-codes-on-the-wire), written out independently of lib/. */
 function expectedWireValid(code: number): boolean {
   return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
 }

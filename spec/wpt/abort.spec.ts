@@ -1,5 +1,5 @@
 // Port of web-platform-tests websockets/stream/tentative/abort.any.js: the `signal` option
-// (spec-notes §2.4).
+// (docs/semantics.md#the-abort-signal).
 import net from 'node:net';
 import { once } from 'node:events';
 import { expect } from 'chai';
@@ -14,7 +14,7 @@ wptSuite('abort.any.js', (t) => {
     const wss = t.open(t.ECHOURL, { signal: controller.signal });
     expectDomException(await rejection(wss.opened, 'opened'), 'AbortError');
     expectDomException(await rejection(wss.closed, 'closed'), 'AbortError');
-    // spec-notes §2.4: both reject with the signal's reason itself.
+    // docs/semantics.md#the-abort-signal: both reject with the signal's reason itself.
     expect(await rejection(wss.opened)).to.equal(controller.signal.reason);
     expect(await rejection(wss.closed)).to.equal(controller.signal.reason);
     // A connection the stream had started would reach the server's accept queue before this

@@ -1,5 +1,5 @@
 // Port of web-platform-tests websockets/stream/tentative/backpressure-receive.any.js, against
-// the stand-in for send-backpressure_wsh.py (spec-notes §5, §9).
+// the stand-in for send-backpressure_wsh.py (docs/semantics.md#backpressure-and-the-read-ahead-bound).
 //
 // WPT lets the page read nothing for two seconds and then checks that the server needed at least
 // 1.8 s to get its 16 × 1 MiB into the kernel. This project allows no timing assertions, so the

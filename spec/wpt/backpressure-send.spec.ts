@@ -1,5 +1,5 @@
 // Port of web-platform-tests websockets/stream/tentative/backpressure-send.any.js, against the
-// stand-in for receive-backpressure_wsh.py (spec-notes §6, §9).
+// stand-in for receive-backpressure_wsh.py (docs/semantics.md#when-a-write-resolves-the-bounded-send-buffer).
 //
 // WPT's server reads nothing for two seconds, and the page checks that `await writer.write(8 MB)`
 // took at least 1.8 s. This project allows no timing assertions, so the port checks the

@@ -1,5 +1,5 @@
 // Port of web-platform-tests websockets/stream/tentative/close.any.js: close(), writer.close(),
-// abort() and cancel() (spec-notes §3–§6).
+// abort() and cancel() (docs/semantics.md#opened-and-closed to #the-writable).
 import { expect } from 'chai';
 import { WebSocketError, WebSocketStream, type WebSocketOpenInfo } from '../../lib/index.js';
 import { expectThrowsDom, expectThrowsJs, handled, rejection, wptSuite } from './harness.js';
@@ -83,7 +83,7 @@ wptSuite('close.any.js', (t) => {
     const [openedError, closedError] = await Promise.all([rejection(wss.opened, 'opened'), rejection(wss.closed, 'closed')]);
     expect(isWebSocketError(openedError), 'opened should reject with a WebSocketError').to.equal(true);
     expect(isWebSocketError(closedError), 'closed should reject with a WebSocketError').to.equal(true);
-    // spec-notes §3: opened's error has no code, closed's has 1006; they are different objects.
+    // docs/semantics.md#handshake-failures: opened's error has no code, closed's has 1006; they are different objects.
     expect((openedError as WebSocketError).closeCode).to.equal(null);
     expect((closedError as WebSocketError).closeCode).to.equal(1006);
     expect(openedError).to.not.equal(closedError);

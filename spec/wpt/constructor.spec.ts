@@ -1,4 +1,4 @@
-// Port of web-platform-tests websockets/stream/tentative/constructor.any.js (spec-notes §1–§3).
+// Port of web-platform-tests websockets/stream/tentative/constructor.any.js (docs/semantics.md#webidl-conversions to #opened-and-closed).
 import { expect } from 'chai';
 import { WebSocketError, WebSocketStream } from '../../lib/index.js';
 import { expectThrowsDom, expectThrowsJs, rejection, wptSuite } from './harness.js';
@@ -44,7 +44,7 @@ wptSuite('constructor.any.js', (t) => {
     const { value, done } = await reader.read();
     expect(done).to.equal(false);
     expect(value, 'message contents should match').to.equal('alpha');
-    // The request offered both protocols, joined as spec-notes §2 says.
+    // The request offered both protocols, joined with ", " (docs/semantics.md#the-constructor).
     expect((await t.server.request()).headers['sec-websocket-protocol']).to.equal('alpha, beta');
     wss.close();
   });

@@ -1,5 +1,5 @@
 // Local stand-ins for the pywebsocket handlers (web-platform-tests `websockets/handlers/*_wsh.py`)
-// that the WebSocketStream tests in `websockets/stream/tentative/` talk to (spec-notes §9).
+// that the WebSocketStream tests in `websockets/stream/tentative/` talk to (docs/semantics.md#how-this-is-checked).
 //
 // A raw TCP server (optionally TLS, for the `?wss` variant) on 127.0.0.1, port 0, that does the
 // opening handshake itself and dispatches on the request path. For the `?wpt_flags=h2` variant it
@@ -258,7 +258,7 @@ interface Handler {
   /** Sec-WebSocket-Protocol to select, given the offered list. */
   selectProtocol?(offered: string[]): string | undefined;
   /**
-   * Accept permessage-deflate when offered. Only echo does (spec-notes §9); the other stand-ins
+   * Accept permessage-deflate when offered. Only echo does (docs/semantics.md#how-this-is-checked); the other stand-ins
    * refuse it, as send-backpressure_wsh.py does explicitly, so that the large messages of the
    * backpressure and unclean-close tests stay large on the wire.
    */

@@ -67,7 +67,7 @@ export class WptFixture {
    * Starts closing every stream, drops every server-side connection, and waits until every stream
    * has noticed. Closing first matters: a stream whose readable is full reads nothing from its
    * socket (backpressure), so it would not see the server go away; once it has sent its close
-   * frame it reads again (spec-notes §5). A `closed` that still never settles is a library bug.
+   * frame it reads again (docs/semantics.md#after-our-close-frame). A `closed` that still never settles is a library bug.
    */
   async tearDown(): Promise<void> {
     const server = this.currentServer;

@@ -1,4 +1,4 @@
-// Port of web-platform-tests websockets/stream/tentative/read.any.js (spec-notes §5).
+// Port of web-platform-tests websockets/stream/tentative/read.any.js (docs/semantics.md#the-readable).
 import { expect } from 'chai';
 import { wptSuite } from './harness.js';
 

@@ -1,5 +1,5 @@
 // Port of web-platform-tests websockets/stream/tentative/remote-close.any.js: closes the server
-// starts (spec-notes §3, §5, §6), against the stand-in for remote-close_wsh.py.
+// starts (docs/semantics.md#clean-and-unclean-closes, #the-readable, #the-writable), against the stand-in for remote-close_wsh.py.
 import { expect } from 'chai';
 import { WebSocketError } from '../../lib/index.js';
 import { expectDomException, handled, rejection, wptSuite } from './harness.js';
@@ -38,7 +38,7 @@ wptSuite('remote-close.any.js', (t) => {
 
   it('close with unwritten data should not be considered clean', async function () {
     // The server's close frame arrives with (or right after) the 101; the 20 MB write, started
-    // right after `await opened`, goes first (spec-notes §7) and cannot have been flushed when
+    // right after `await opened`, goes first (docs/semantics.md#ordering) and cannot have been flushed when
     // the close frame is processed. The stand-in, like pywebsocket, drops TCP when it reads that
     // data frame's header where it wanted the client's close frame.
     const wss = t.open(`${t.BASEURL}/remote-close?code=4567`);
@@ -50,7 +50,7 @@ wptSuite('remote-close.any.js', (t) => {
     expect((closedError as object).constructor, 'error should be WebSocketError').to.equal(WebSocketError);
     expect((closedError as WebSocketError).closeCode, 'closeCode should be set').to.equal(4567);
     // WPT: `promise_rejects_js(t, WebSocketError, writePromise)`, not awaited (and a DOMException
-    // subclass cannot pass assert_throws_js's Error-subtype check). spec-notes §6 is precise: a
+    // subclass cannot pass assert_throws_js's Error-subtype check). docs/semantics.md#writes-at-close is precise: a
     // write still in progress rejects with the very InvalidStateError the writable was errored
     // with when the peer's close frame arrived, which is its stored error from then on.
     const writeError = await rejection(writePromise, 'write()');

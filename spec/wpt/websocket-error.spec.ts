@@ -1,5 +1,5 @@
 // Port of web-platform-tests websockets/stream/tentative/websocket-error.any.js: the
-// WebSocketError constructor (spec-notes §4). No server: WPT runs this file without variants.
+// WebSocketError constructor (docs/semantics.md#websocketerror). No server: WPT runs this file without variants.
 import { expect } from 'chai';
 import { WebSocketError } from '../../lib/index.js';
 import { expectThrowsDom } from './harness.js';

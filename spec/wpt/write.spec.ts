@@ -1,4 +1,4 @@
-// Port of web-platform-tests websockets/stream/tentative/write.any.js (spec-notes §6).
+// Port of web-platform-tests websockets/stream/tentative/write.any.js (docs/semantics.md#the-writable).
 import { expect } from 'chai';
 import { WebSocketError, WebSocketStream } from '../../lib/index.js';
 import { GOODBYE_MESSAGE } from './handlers.js';
@@ -25,7 +25,7 @@ async function sendGoodbyeThenBigMessage(t: WptFixture): Promise<{ writer: Writa
   await goodbyePromise;
   const closedError = await rejection(wss.closed, 'closed');
   expect((closedError as object).constructor, 'a WebSocketError should be thrown').to.equal(WebSocketError);
-  // spec-notes §3: the code of the close frame that did arrive (echo_exit closes with 1000).
+  // docs/semantics.md#clean-and-unclean-closes: the code of the close frame that did arrive (echo_exit closes with 1000).
   expect((closedError as WebSocketError).closeCode).to.equal(1000);
   expect((await t.server.session()).wasReset, 'the stand-in should have dropped the connection').to.equal(true);
   return { writer, bigMessagePromise };
