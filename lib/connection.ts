@@ -79,6 +79,8 @@ export class Connection implements MessageSink, FrameOutput {
   private sendWaiting = false;
   /** The batch's flush is scheduled (see scheduleFlush). */
   private flushScheduled = false;
+  /** A message was delivered while the chunk being parsed now was read (see answersPending). */
+  private deliveredInChunk = false;
 
   private closeSent = false;
   private closeFlushed = false;
@@ -261,11 +263,24 @@ export class Connection implements MessageSink, FrameOutput {
 
   onText(text: string): void {
     // The WHATWG spec handles messages only while OPEN: after our close frame they are dropped.
-    if (this.state === 'open') this.events.onMessage(text);
+    if (this.state !== 'open') return;
+    this.deliveredInChunk = true;
+    this.events.onMessage(text);
   }
 
   onBinary(data: Uint8Array): void {
-    if (this.state === 'open') this.events.onMessage(data);
+    if (this.state !== 'open') return;
+    this.deliveredInChunk = true;
+    this.events.onMessage(data);
+  }
+
+  /**
+   * A message was handed to the application while the chunk being parsed now was read: its
+   * handler runs only once this task's parsing is done (in a microtask, at the earliest), and
+   * whatever it answers should still go out before a close that the same chunk brought.
+   */
+  get answersPending(): boolean {
+    return this.deliveredInChunk;
   }
 
   onPing(payload: Uint8Array): void {
@@ -311,6 +326,15 @@ export class Connection implements MessageSink, FrameOutput {
   }
 
   onProtocolError(error: ProtocolError): void {
+    if (this.failure !== null || this.state === 'closed') return;
+    // Messages that came before the error in the same chunk were delivered: the application gets
+    // this task (its microtasks) to answer them before the connection fails. Reading has stopped.
+    if (this.deliveredInChunk) setImmediate(failLater, this, error);
+    else this.fail(error.closeCode, error);
+  }
+
+  /** The deferred end of onProtocolError. */
+  failWith(error: ProtocolError): void {
     if (this.failure === null && this.state !== 'closed') this.fail(error.closeCode, error);
   }
 
@@ -329,7 +353,9 @@ export class Connection implements MessageSink, FrameOutput {
 
   onData(chunk: Buffer): void {
     if (this.state === 'closed') return;
+    this.deliveredInChunk = false;
     this.reader.push(chunk);
+    this.deliveredInChunk = false;
     if (this.reader.busy) this.updateReading();
   }
 
@@ -437,6 +463,10 @@ const EMPTY = new Uint8Array(0);
 
 function beat(connection: Connection): void {
   connection.beat();
+}
+
+function failLater(connection: Connection, error: ProtocolError): void {
+  connection.failWith(error);
 }
 
 // The socket's listeners, shared by every connection: a closure per connection would cost memory

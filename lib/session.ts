@@ -436,11 +436,22 @@ export class Session implements ConnectionEvents {
   }
 
   onPeerClose(): boolean {
-    // A server whose application has not read everything the client sent before closing holds
-    // its reply (RFC 6455 §5.5.1 lets an endpoint finish sending first): a client that sends a
-    // message and its close frame back to back still gets the answer. The close timeout bounds it.
-    if (this.options.role === 'server' && this.unread !== null && !this.readableDone && !this.writableDone && this.connection!.canSend) {
+    // A server whose application has not yet had the chance to answer what the client sent before
+    // closing (messages unread, or read in this very task) holds its reply (RFC 6455 §5.5.1 lets
+    // an endpoint finish sending first): a client that sends a message and its close frame back
+    // to back still gets the answer. The close timeout bounds the hold.
+    const connection = this.connection!;
+    if (this.options.role !== 'server' || this.readableDone || this.writableDone || !connection.canSend) {
+      this.peerClosed();
+      return false;
+    }
+    if (this.unread !== null) {
       this.holdingPeerClose = true;
+      return true;
+    }
+    if (connection.answersPending) {
+      this.holdingPeerClose = true;
+      setImmediate(finishHeldPeerClose, this);
       return true;
     }
     this.peerClosed();
