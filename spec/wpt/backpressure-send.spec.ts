@@ -41,7 +41,9 @@ wptSuite('backpressure-send.any.js', (t) => {
       expect(write.settled, 'the write should stay pending while the server reads nothing').to.equal(false);
       expect(writer.desiredSize, 'the writer should show backpressure').to.equal(0);
       expect(ready.settled, 'writer.ready should wait too').to.equal(false);
-      if (client !== undefined) {
+      // Over HTTP/1.1 the bytes wait in the client's TCP socket. Over HTTP/2 they may wait at the
+      // stream's flow-control window instead, with the shared TCP socket empty.
+      if (client !== undefined && t.variant !== 'h2') {
         expect(client.writableLength, 'bytes of the frame the kernel has not taken yet').to.be.above(0);
       }
       expect(session.received, 'the server has read nothing').to.have.length(0);
