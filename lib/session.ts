@@ -284,9 +284,10 @@ export class Session implements ConnectionEvents {
   startReadable(controller: ReadableStreamDefaultController<WebSocketMessage>): void {
     this.readableController = controller;
     if (!this.readableDone) return;
-    // The connection ended before the readable was made: it starts in the state it would be in.
+    // The connection ended before the readable was made: it starts in the state it would be in,
+    // an error waiting behind the messages that arrived (pull() delivers them first).
     if (this.readableError !== null) {
-      controller.error(this.readableError);
+      if (this.unread === null) controller.error(this.readableError);
     } else {
       this.flushUnread();
       controller.close();
@@ -302,9 +303,15 @@ export class Session implements ConnectionEvents {
     }
     const message = unread.shift()!;
     this.unreadBytes -= sizeOf(message);
-    this.readableController!.enqueue(message);
+    const controller = this.readableController!;
+    controller.enqueue(message);
     if (unread.length === 0) {
       this.unread = null;
+      // The last message that arrived before an unclean end has been read: now the error.
+      if (this.readableError !== null) {
+        controller.error(this.readableError);
+        return;
+      }
       // The application has the last message the peer sent before its close frame: its reply,
       // written in this task (pipeTo and for-await loops write from microtasks), goes first.
       if (this.holdingPeerClose) setImmediate(finishHeldPeerClose, this);
@@ -344,12 +351,16 @@ export class Session implements ConnectionEvents {
     this.readableController.close();
   }
 
+  /**
+   * An unclean end errors the readable, but only once the messages that arrived before it have
+   * been read: the error waits behind them (an error discards a stream's queue, so they stay in
+   * `unread` and pull() hands them out first).
+   */
   private errorReadable(error: unknown): void {
     if (this.readableDone) return;
     this.readableDone = true;
     this.readableError = error;
-    this.dropUnread();
-    this.readableController?.error(error);
+    if (this.unread === null) this.readableController?.error(error);
   }
 
   // The writable's underlying sink (MessageSink calls these).

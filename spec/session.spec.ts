@@ -205,6 +205,33 @@ describe('Session over an in-memory duplex pair (no sockets)', () => {
     expect(await writer.write('x').catch((e: unknown) => e)).to.equal(error);
   });
 
+  it('messages that arrived before an unclean end are read first; then the readable errors', async () => {
+    const { session, peer, frame, ours } = established('client');
+    peer.sendRaw(Buffer.concat([frame(OP.TEXT, 'one'), frame(OP.BINARY, Buffer.from([2]))]));
+    const { readable } = await session.opened;
+    const reader = readable.getReader();
+    expect((await reader.read()).value).to.equal('one');
+    // The second message is in, unread, when the connection dies.
+    await new Promise((resolve) => setImmediate(resolve));
+    ours.destroy();
+    const error = await session.closed.catch((e: unknown) => e);
+    expect(error).to.be.an.instanceOf(WebSocketError).with.property('closeCode', 1006);
+    expect((await reader.read()).value).to.deep.equal(new Uint8Array([2]));
+    expect(await reader.read().catch((e: unknown) => e)).to.equal(error);
+  });
+
+  it('a readable made after an unclean end hands out what arrived, then errors', async () => {
+    const { session, peer, frame, ours } = established('server');
+    peer.sendRaw(frame(OP.TEXT, 'kept'));
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    ours.destroy();
+    const error = await session.closed.catch((e: unknown) => e);
+    const reader = (await session.opened).readable.getReader();
+    expect((await reader.read()).value).to.equal('kept');
+    expect(await reader.read().catch((e: unknown) => e)).to.equal(error);
+  });
+
   it('a write over the send buffer stays in progress and rejects when the connection then dies', async () => {
     const { session, peer, ours } = established('client', { sendBufferSize: 16 });
     peer.socket.pause();
