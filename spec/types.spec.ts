@@ -59,6 +59,12 @@ export async function clientWithOptions(): Promise<void> {
     tls: { rejectUnauthorized: true },
   });
   const { readable } = await wss.opened;
+  // for await over a connection's readable, without "DOM.AsyncIterable" too.
+  for await (const message of readable) {
+    const text: string | Uint8Array = message;
+    console.log(text);
+    break;
+  }
   const reader = readable.getReader();
   await reader.cancel(new WebSocketError('finished', { closeCode: 4000, reason: 'bye' }));
   const error: unknown = await wss.closed.catch((e: unknown) => e);
