@@ -55,7 +55,7 @@ export type ConnectionSocket = Duplex & { setNoDelay?(noDelay?: boolean): unknow
 
 /** The connection that owns a socket, found from the socket in the shared listeners below. */
 const kConnection = Symbol('websocket connection');
-type OwnedSocket = ConnectionSocket & { [kConnection]?: Connection };
+type OwnedSocket = ConnectionSocket & { [kConnection]?: Connection | undefined };
 
 /**
  * Owns the socket once the handshake is done: it alone writes to or ends it. Shared by both roles;

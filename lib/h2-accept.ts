@@ -83,7 +83,7 @@ class ExtendedConnectTransport implements HandshakeTransport {
   }
 
   info(): UpgradeRequestInfo {
-    return new RequestInfo(this.request.url, this.request.headers, '2.0', this.request.socket as net.Socket | undefined);
+    return new RequestInfo(this.request.url, this.request.headers, '2.0', this.request.socket);
   }
 
   url(): string {

@@ -29,6 +29,7 @@ type WriteCallback = (error?: Error | null) => void;
 /** Applies the two adjustments above to `stream`, and returns it. */
 export function asWebSocketTransport<T extends http2.Http2Stream>(stream: T): T {
   const pending = new Set<WriteCallback>();
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with .call(this) below
   const write = stream.write as (this: T, chunk: unknown, encoding?: unknown, callback?: unknown) => boolean;
   stream.write = function writeTracked(this: T, chunk: unknown, encoding?: unknown, callback?: unknown): boolean {
     const given = (typeof encoding === 'function' ? encoding : callback) as WriteCallback | undefined;
@@ -44,6 +45,7 @@ export function asWebSocketTransport<T extends http2.Http2Stream>(stream: T): T 
     return typeof encoding === 'function' ? write.call(this, chunk, once) : write.call(this, chunk, encoding, once);
   } as T['write'];
 
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with .call(this) below
   const destroy = stream.destroy;
   stream.destroy = function destroyAsWebSocket(this: T, error?: Error) {
     if (error == null && !this.destroyed) {

@@ -125,7 +125,7 @@ export class WebSocketStreamServer {
           ? http2.createSecureServer({ ...resolved.tls, allowHTTP1: true, settings, maxHeaderSize: resolved.maxHandshakeHead } as http2.SecureServerOptions)
           : http2.createServer({ settings, maxHeaderSize: resolved.maxHandshakeHead } as http2.ServerOptions);
       (httpServer as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = connectionsCheckingInterval;
-      this.#sessions = new Http2SessionTracker(httpServer as http2.Http2Server, handshakeTimeout, windows.session);
+      this.#sessions = new Http2SessionTracker(httpServer, handshakeTimeout, windows.session);
     } else {
       const serverOptions = { maxHeaderSize: resolved.maxHandshakeHead, connectionsCheckingInterval };
       httpServer = resolved.tls !== undefined ? https.createServer({ ...resolved.tls, ...serverOptions }) : http.createServer(serverOptions);
@@ -352,7 +352,6 @@ function answerPlainRequest(request: IncomingMessage | http2.Http2ServerRequest,
     return;
   }
   // node:http hands over as plain requests the upgrades whose Connection lacks "upgrade".
-  response = response as http.ServerResponse;
   if (/\bwebsocket\b/i.test(request.headers.upgrade ?? '')) {
     response.writeHead(400, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
     response.end('Connection header does not hold "upgrade"\n');

@@ -36,6 +36,7 @@ export function toUSVStringSequence(value: unknown, what: string): string[] {
   return result;
 }
 
+// eslint-disable-next-line @typescript-eslint/unbound-method -- called with .call(signal) below
 const abortedGetter = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get!;
 
 /** An AbortSignal by brand, not by prototype: a look-alike made with Object.create fails. */

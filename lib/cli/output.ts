@@ -10,7 +10,7 @@ export interface Io {
   stderr: Writable & { isTTY?: boolean };
   env: NodeJS.ProcessEnv;
   /** The path of the running cli.js (process.argv[1]), for --version. */
-  script?: string;
+  script?: string | undefined;
 }
 
 export interface Style {
@@ -127,6 +127,8 @@ export function withoutOpenSslNoise(text: string): string {
 function summary(error: unknown): string {
   if (typeof error !== 'object' || error === null) return String(error);
   const { name, message, code, statusCode } = error as { name?: unknown; message?: unknown; code?: unknown; statusCode?: unknown };
+  // An object without a usable message: its own toString (an Error's names it) is the best we have.
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string
   let text = withoutOpenSslNoise(typeof message === 'string' && message !== '' ? message : String(error));
   if (typeof name === 'string' && name !== '' && name !== 'Error') text = `${name}: ${text}`;
   // Node's system and TLS errors carry a code (ECONNREFUSED, DEPTH_ZERO_SELF_SIGNED_CERT) that

@@ -210,7 +210,7 @@ function listeningLines(settings: ServeSettings, address: { address: string; por
   const details = [`mode ${settings.mode}`, settings.protocols.length > 0 ? `subprotocols ${settings.protocols.join(', ')}` : '', settings.deflate ? 'permessage-deflate' : '', extra ?? ''].filter(Boolean);
   if (typeof address === 'string' || settings.socketPath !== undefined) {
     // The same URL grammar the client (and ws) take for a Unix domain socket.
-    return `${style.green('listening')} on ${secure ? 'wss' : 'ws'}+unix://${encodeURI(settings.socketPath ?? String(address))}:/ (${details.join(', ')})`;
+    return `${style.green('listening')} on ${secure ? 'wss' : 'ws'}+unix://${encodeURI(typeof address === 'string' ? address : (settings.socketPath ?? ''))}:/ (${details.join(', ')})`;
   }
   const host = address.address.includes(':') ? `[${address.address}]` : address.address;
   return (
@@ -325,7 +325,7 @@ interface ConnectionContext {
   style: Style;
   /** For messages printed on stdout. */
   outStyle: Style;
-  log(line: string): void;
+  log: (line: string) => void;
 }
 
 async function handleConnection(peer: ServerWebSocketStream, id: number, { mode, json, binaryFormat, workerId, broadcast, io, style, outStyle, log }: ConnectionContext): Promise<void> {

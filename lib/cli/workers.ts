@@ -50,7 +50,7 @@ export interface PrimaryOptions {
   drainTimeout: number;
   /** "listening on …" and "demo page: …", once every first worker listens on `port`. */
   describeListening(address: { address: string; port: number }): string;
-  log(line: string): void;
+  log: (line: string) => void;
   style: Style;
 }
 

@@ -58,7 +58,7 @@ export function tlsOptionsKey(options: tls.ConnectionOptions | undefined): strin
       }
       hash.update('}');
     } else {
-      hash.update(`#${identityOf(value as object)};`);
+      hash.update(`#${identityOf(value)};`);
     }
   };
   visit(options, 0);

@@ -9,6 +9,7 @@ export function isToken(value: string): boolean {
 
 /** A header value may not hold CR, LF or NUL (response splitting), nor non-Latin-1 characters. */
 export function isValidHeaderValue(value: string): boolean {
+  // eslint-disable-next-line no-control-regex -- NUL is exactly what this rejects
   return !/[\r\n\0]|[^\u0000-\u00ff]/.test(value);
 }
 

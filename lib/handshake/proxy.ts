@@ -61,7 +61,7 @@ export function toProxySetting(value: unknown): ProxySetting | null {
     if (rawTls !== undefined && (typeof rawTls !== 'object' || rawTls === null)) {
       throw new TypeError('proxy.tls must be an object of tls.connect options');
     }
-    proxyTls = rawTls as tls.ConnectionOptions | undefined;
+    proxyTls = rawTls;
   }
   if (url === PROXY_FROM_ENV) return { kind: 'env', tls: proxyTls };
   if (url instanceof URL) url = url.href;
@@ -229,6 +229,7 @@ function entryMatches(entry: string, host: string, hostFamily: number): boolean 
   }
   let name = entry.replace(/^\*?\.+/, '').replace(/\.+$/, '');
   // The target's host name is in ASCII (punycode) form; so must the entry be.
+  // eslint-disable-next-line no-control-regex -- the range is all of ASCII, control characters included
   if (/[^\x00-\x7f]/.test(name)) name = domainToASCII(name);
   if (name === '') return false;
   return host === name || host.endsWith(`.${name}`);

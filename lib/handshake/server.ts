@@ -97,6 +97,7 @@ export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
   if (typeof value === 'object' || typeof value === 'function') return `a${typeof value === 'object' ? 'n object' : ' function'}`;
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- only primitives reach this line
   return `${typeof value} ${String(value)}`;
 }
 

@@ -86,9 +86,9 @@ export function connectTargetOf(url: URL): ConnectTarget {
  */
 export function connectOptionsOf(target: ConnectTarget, userTls: tls.ConnectionOptions | undefined): ConnectOptions {
   const options: ConnectOptions =
-    target.socketPath !== null ? { path: target.socketPath } : ({ host: target.host, port: target.port } as ConnectOptions);
+    target.socketPath !== null ? { path: target.socketPath } : ({ host: target.host, port: target.port });
   if (!target.secure) return options;
-  const secured: ConnectOptions = { ...userTls, ...options, host: target.host } as ConnectOptions;
+  const secured: ConnectOptions = { ...userTls, ...options, host: target.host };
   if (secured.servername === undefined && net.isIP(target.host) === 0) secured.servername = target.host;
   return secured;
 }
