@@ -1,6 +1,6 @@
 // The public surface: every export of the package, nothing else.
 export { WebSocketStream } from './websocket-stream.js';
-export type { WebSocketStreamOptions, HeadersInit } from './websocket-stream.js';
+export type { WebSocketStreamOptions, HeadersInit } from './options.js';
 export { WebSocketError } from './websocket-error.js';
 export type { WebSocketCloseInfo } from './websocket-error.js';
 export type { WebSocketOpenInfo, WebSocketClosedInfo, WebSocketMessage } from './session.js';
