@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'build/', 'bench/results/', 'reports/', 'lib/protocol/mask-simd-wasm.ts', '**/*.mjs', '**/*.cjs', '**/*.js'] },
+  { ignores: ['node_modules/', 'dist/', 'build/', 'bench/results/', 'reports/', 'lib/protocol/mask-simd-wasm.ts', 'lib/protocol/mask-simd-wasm.d.ts', '**/*.mjs', '**/*.cjs', '**/*.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -1,7 +1,7 @@
 // The server's side of the opening handshake (RFC 6455 §4.2): checks, 101 and refusals.
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WEBSOCKET_VERSION } from '../protocol/constants.js';
+import { REFUSAL_LINGER, WEBSOCKET_VERSION } from '../protocol/constants.js';
 import { headerHasToken, isToken, isValidHeaderValue } from './http.js';
 import { acceptKeyFor, isValidKey } from './keys.js';
 
@@ -131,7 +131,7 @@ export function refuse(socket: Duplex, refusal: Refusal): void {
   }
   socket.on('error', () => {});
   socket.end(lines.join('\r\n') + '\r\n\r\n' + body);
-  const timer = setTimeout(() => socket.destroy(), 1000);
+  const timer = setTimeout(() => socket.destroy(), REFUSAL_LINGER);
   timer.unref();
   socket.once('close', () => clearTimeout(timer));
 }

@@ -85,6 +85,16 @@ export const HTTP2_MAX_WINDOW = 2 ** 31 - 1;
  * WebSockets (each holding a full stream window) do not stop the others on the connection.
  */
 export const HTTP2_SESSION_WINDOW_STREAMS = 16;
+/**
+ * zlib jobs (one message each) running at once across all connections of the process: zlib runs
+ * on libuv's thread pool (4 threads by default), which DNS lookups and file I/O share.
+ */
+export const DEFAULT_ZLIB_CONCURRENCY = 10;
+/**
+ * Milliseconds a refused handshake's socket stays open after the HTTP error response was written,
+ * so that the client reads the status before the connection goes; then it is destroyed.
+ */
+export const REFUSAL_LINGER = 1000;
 /** Accepted server connections queued in `server.connections` before new handshakes wait. */
 export const DEFAULT_ACCEPT_BACKLOG = 16;
 /**

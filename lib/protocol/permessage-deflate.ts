@@ -2,14 +2,13 @@
 // node:zlib for one connection, with the parameters its handshake agreed (the negotiation itself is
 // in handshake/deflate-negotiation.ts).
 import * as zlib from 'node:zlib';
+import { DEFAULT_ZLIB_CONCURRENCY } from './constants.js';
 
 /** RFC 7692 §7.1.2: window sizes are 2^8 to 2^15 bytes. */
 export const MIN_WINDOW_BITS = 8;
 export const MAX_WINDOW_BITS = 15;
 /** RFC 7692 §7.2.1: the tail of a sync flush, removed when sending and restored when receiving. */
 export const DEFLATE_TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff]);
-/** zlib jobs (one message each) running at once across all connections of the process. */
-export const DEFAULT_ZLIB_CONCURRENCY = 10;
 
 /** What was agreed for one connection, seen from this endpoint. */
 export interface DeflateParams {
