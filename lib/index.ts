@@ -14,6 +14,9 @@ export {
   DEFAULT_READABLE_HIGH_WATER_MARK,
   DEFAULT_SEND_BUFFER_SIZE,
   DEFAULT_HTTP2_IDLE_TIMEOUT,
+  DEFAULT_ZLIB_CONCURRENCY,
+  MAX_QUEUED_PONG_BYTES,
+  REFUSAL_LINGER,
 } from './protocol/constants.js';
 export { WebSocketStreamServer } from './server.js';
 export type { ServerCloseInfo } from './server.js';
